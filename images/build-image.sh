@@ -1,0 +1,80 @@
+#!/bin/bash
+# Builds the gvmm guest image: an x86_64 kernel from Debian's linux-source-6.1
+# (tinyconfig + images/kernel.config) and an initramfs with busybox-static,
+# Debian's gpiod tools and images/init. Outputs are cached under
+#   $GVMM_CACHE/image-<hash of inputs>/{bzImage,initramfs.cpio.gz}
+# and $GVMM_CACHE/image is pointed at the newest one. Prints its directory.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+mkdir -p "$GVMM_CACHE"
+LOG=$GVMM_CACHE/image-build.log
+: >"$LOG"
+
+need_pkgs linux-source-6.1 busybox-static gpiod libgpiod2 build-essential \
+	flex bison bc libelf-dev cpio xz-utils gzip
+kver=$(pkg_version linux-source-6.1)
+hash=$(inputs_hash "$here/kernel.config" "$here/init" "$here/poweroff" \
+	"$here/build-image.sh" -- "$kver" "$(pkg_version busybox-static)" \
+	"$(pkg_version gpiod)" "$(pkg_version libgpiod2)" "$(pkg_version libc6)")
+out=$GVMM_CACHE/image-$hash
+if [ -f "$out/bzImage" ] && [ -f "$out/initramfs.cpio.gz" ]; then
+	ln -sfn "image-$hash" "$GVMM_CACHE/image"
+	echo "$out"
+	exit 0
+fi
+echo "==> building the guest image (log: $LOG)" >&2
+src=$GVMM_CACHE/linux-$kver
+tmp=$GVMM_CACHE/tmp-$hash
+rm -rf "$tmp" && mkdir -p "$tmp"
+
+unpack() {
+	rm -rf "$src.part" && mkdir -p "$src.part"
+	tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$src.part" --strip-components=1
+	mv "$src.part" "$src"
+}
+configure() {
+	make -C "$src" ARCH=x86_64 tinyconfig
+	"$src/scripts/kconfig/merge_config.sh" -m -O "$src" "$src/.config" "$here/kernel.config"
+	make -C "$src" ARCH=x86_64 olddefconfig
+	dropped=
+	for opt in $(sed -n 's/^\(CONFIG_[A-Z0-9_]*\)=y$/\1/p' "$here/kernel.config"); do
+		grep -qx "$opt=y" "$src/.config" || dropped="$dropped $opt"
+	done
+	if [ -n "$dropped" ]; then
+		echo "kernel config: options of images/kernel.config not =y after olddefconfig:$dropped"
+		return 1
+	fi
+}
+kernel() {
+	make -C "$src" ARCH=x86_64 -j"$(nproc)" bzImage
+	cp "$src/arch/x86/boot/bzImage" "$src/.config" "$tmp/"
+}
+initramfs() {
+	r=$tmp/root
+	mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,root,etc}
+	cp /bin/busybox "$r/bin/busybox"
+	for a in $("$r/bin/busybox" --list-full); do
+		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
+	done
+	for f in poweroff halt; do rm -f "$r/sbin/$f"; cp "$here/poweroff" "$r/sbin/$f"; done
+	cp "$here/init" "$r/init"
+	for t in gpiodetect gpioinfo gpioget gpioset gpiomon gpiofind; do
+		cp "/usr/bin/$t" "$r/usr/bin/$t"
+		for lib in $(ldd "/usr/bin/$t" | grep -o '/[^ ]*'); do
+			mkdir -p "$r$(dirname "$lib")"
+			cp -L "$lib" "$r$lib"
+		done
+	done
+	(cd "$r" && find . | sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 >"$tmp/initramfs.cpio.gz"
+	rm -rf "$r"
+}
+
+if [ ! -d "$src" ]; then step 1/4 "unpack linux-source $kver" unpack; else echo "==> [1/4] kernel source already unpacked"; fi
+step 2/4 "configure kernel (tinyconfig + images/kernel.config)" configure
+step 3/4 "build kernel (make -j$(nproc) bzImage)" kernel
+step 4/4 "build initramfs (busybox, gpiod)" initramfs
+rm -rf "$out" && mv "$tmp" "$out"
+ln -sfn "image-$hash" "$GVMM_CACHE/image"
+echo "==> guest image ready: $out" >&2
+echo "$out"

@@ -1,0 +1,58 @@
+# Shared by the image build scripts: package installs, cache paths and
+# progress reporting. Sourced, not run.
+
+GVMM_CACHE=${GVMM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gvmm}
+_t0=$(date +%s)
+
+# need_pkgs PKG...: install the Debian packages that are missing.
+need_pkgs() {
+	missing=
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	sudo=
+	if [ "$(id -u)" != 0 ]; then
+		command -v sudo >/dev/null || die "missing Debian packages:$missing (install them as root: apt-get install$missing)"
+		sudo=sudo
+	fi
+	echo "==> installing Debian packages:$missing"
+	if ! $sudo apt-get install -y --no-install-recommends $missing >>"$LOG" 2>&1; then
+		$sudo apt-get update >>"$LOG" 2>&1
+		$sudo apt-get install -y --no-install-recommends $missing >>"$LOG" 2>&1 ||
+			die "apt-get install$missing failed (log: $LOG)"
+	fi
+}
+
+# pkg_version PKG: the installed version of a Debian package.
+pkg_version() { dpkg-query -W -f='${Version}' "$1"; }
+
+die() { echo "error: $*" >&2; exit 1; }
+
+# step N/M TITLE CMD...: run CMD with its output in $LOG, showing the step,
+# a heartbeat every 20 s and the elapsed time; on failure name the log.
+step() {
+	n=$1 title=$2; shift 2
+	s=$(date +%s)
+	echo "==> [$n] $title"
+	echo "==> [$n] $title" >>"$LOG"
+	( while sleep 20; do echo "    ... $title: $(( $(date +%s) - s ))s"; done ) &
+	hb=$!
+	if "$@" >>"$LOG" 2>&1; then rc=0; else rc=$?; fi
+	kill $hb 2>/dev/null; wait $hb 2>/dev/null || true
+	if [ $rc != 0 ]; then
+		echo "error: step '$title' failed (exit $rc); last lines of $LOG:" >&2
+		tail -n 15 "$LOG" >&2
+		exit 1
+	fi
+	echo "    done in $(( $(date +%s) - s ))s (total $(( $(date +%s) - _t0 ))s)"
+}
+
+# inputs_hash FILE... -- WORD...: a short hash of files and words.
+inputs_hash() {
+	{
+		while [ $# -gt 0 ] && [ "$1" != -- ]; do sha256sum "$1"; shift; done
+		[ "${1:-}" = -- ] && shift
+		echo "$@"
+	} | sha256sum | cut -c1-16
+}

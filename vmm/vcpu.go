@@ -1,0 +1,201 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"github.com/gvmm/gvmm/boot"
+	"golang.org/x/sys/unix"
+)
+
+// Exit reasons gokvm does not name.
+const (
+	exitSystemEvent = 24
+	systemShutdown  = 1
+	systemReset     = 2
+	systemCrash     = 3
+)
+
+// Local APIC LVT registers and delivery modes.
+const (
+	apicLVT0       = 0x350
+	apicLVT1       = 0x360
+	apicModeNMI    = 4
+	apicModeExtINT = 7
+)
+
+type vcpu struct {
+	vm     *VM
+	id     int
+	fd     *os.File
+	kr     *kvm.RunData
+	runMem []byte
+	tid    atomic.Int32
+	exited chan struct{}
+}
+
+func newVCPU(vm *VM, id, runSize int, cpuid []kvm.CPUIDEntry2) (*vcpu, error) {
+	fd, err := kvm.CreateVCPU(vm.vmFd.Fd(), id)
+	if err != nil {
+		return nil, fmt.Errorf("KVM_CREATE_VCPU: %w", err)
+	}
+	v := &vcpu{vm: vm, id: id, fd: os.NewFile(fd, "kvm-vcpu"), exited: make(chan struct{})}
+	if v.kr, v.runMem, err = mapRun(fd, runSize); err != nil {
+		v.fd.Close()
+		return nil, err
+	}
+	if err := kvm.SetCPUID2(fd, &kvm.CPUID{Nent: uint32(len(cpuid)), Entries: cpuid}); err != nil {
+		v.close()
+		return nil, fmt.Errorf("KVM_SET_CPUID2: %w", err)
+	}
+	// Virtual-wire mode, as firmware leaves it: the 8259 PIC's interrupts
+	// arrive through LINT0 and NMIs through LINT1.
+	var lapic kvm.LAPICState
+	if err := kvm.GetLocalAPIC(fd, &lapic); err != nil {
+		v.close()
+		return nil, fmt.Errorf("KVM_GET_LAPIC: %w", err)
+	}
+	setLVTMode(lapic.Regs[:], apicLVT0, apicModeExtINT)
+	setLVTMode(lapic.Regs[:], apicLVT1, apicModeNMI)
+	if err := kvm.SetLocalAPIC(fd, &lapic); err != nil {
+		v.close()
+		return nil, fmt.Errorf("KVM_SET_LAPIC: %w", err)
+	}
+	return v, nil
+}
+
+func setLVTMode(regs []byte, off int, mode uint32) {
+	r := binary.LittleEndian.Uint32(regs[off:])
+	binary.LittleEndian.PutUint32(regs[off:], r&^0x700|mode<<8)
+}
+
+// setBootState puts the vCPU in 64-bit mode at the kernel's entry point.
+func (v *vcpu) setBootState(st *boot.CPUState) error {
+	fd := v.fd.Fd()
+	sregs, err := kvm.GetSregs(fd)
+	if err != nil {
+		return fmt.Errorf("KVM_GET_SREGS: %w", err)
+	}
+	seg := func(s boot.Segment) kvm.Segment {
+		return kvm.Segment{Base: s.Base, Limit: s.Limit, Selector: s.Selector, Typ: s.Type,
+			Present: s.Present, DPL: s.DPL, DB: s.DB, S: s.S, L: s.L, G: s.G}
+	}
+	sregs.CS = seg(st.CS)
+	sregs.DS, sregs.ES, sregs.FS, sregs.GS, sregs.SS = seg(st.DS), seg(st.DS), seg(st.DS), seg(st.DS), seg(st.DS)
+	sregs.TR = seg(st.TR)
+	sregs.GDT.Base, sregs.GDT.Limit = st.GDTBase, st.GDTLimit
+	sregs.IDT.Base, sregs.IDT.Limit = 0, 0
+	sregs.CR0, sregs.CR3, sregs.CR4, sregs.EFER = st.CR0, st.CR3, st.CR4, st.EFER
+	if err := kvm.SetSregs(fd, sregs); err != nil {
+		return fmt.Errorf("KVM_SET_SREGS: %w", err)
+	}
+	regs := &kvm.Regs{RIP: st.RIP, RSI: st.RSI, RSP: st.RSP, RBP: st.RSP, RFLAGS: st.RFLAGS}
+	if err := kvm.SetRegs(fd, regs); err != nil {
+		return fmt.Errorf("KVM_SET_REGS: %w", err)
+	}
+	return nil
+}
+
+// run is the vCPU loop: KVM_RUN, then hand the exit to the bus, until the
+// VM stops. It returns nil when the guest resets or shuts down.
+func (v *vcpu) run() error {
+	// KVM requires every KVM_RUN of a vCPU to come from the same thread.
+	runtime.LockOSThread()
+	defer close(v.exited)
+	v.tid.Store(int32(unix.Gettid()))
+	fd := v.fd.Fd()
+	for !v.vm.stopped() {
+		if err := kvm.Run(fd); err != nil {
+			return fmt.Errorf("vCPU %d: KVM_RUN: %w", v.id, err)
+		}
+		switch kvm.ExitType(v.kr.ExitReason) {
+		case kvm.EXITIO:
+			dir, size, port, count, off := v.kr.IO()
+			if size == 0 || off+size*count > uint64(len(v.runMem)) {
+				return fmt.Errorf("vCPU %d: bad I/O exit (port %#x size %d count %d)", v.id, port, size, count)
+			}
+			for i := uint64(0); i < count; i++ {
+				data := v.runMem[off+i*size : off+(i+1)*size]
+				if dir == kvm.EXITIOOUT {
+					v.vm.pio.Write(port, data)
+				} else {
+					v.vm.pio.Read(port, data)
+				}
+			}
+		case kvm.EXITMMIO:
+			// struct { u64 phys_addr; u8 data[8]; u32 len; u8 is_write; }
+			addr, n, write := v.kr.Data[0], min(uint32(v.kr.Data[2]), 8), uint8(v.kr.Data[2]>>32) != 0
+			data := v.runMem[40 : 40+n]
+			if write {
+				v.vm.mmio.Write(addr, data)
+			} else {
+				v.vm.mmio.Read(addr, data)
+			}
+		case kvm.EXITSHUTDOWN:
+			// A triple fault. Linux reboots through the i8042 first, so
+			// this is a guest that crashed too early to say so.
+			return fmt.Errorf("vCPU %d: guest triple fault (%s)", v.id, v.regsString())
+		case kvm.EXITINTR:
+			// A signal (a kick from Close or Go's runtime): look at stopped().
+		case exitSystemEvent:
+			switch uint32(v.kr.Data[0]) {
+			case systemShutdown, systemReset:
+				return nil
+			case systemCrash:
+				return fmt.Errorf("vCPU %d: guest crashed (KVM_SYSTEM_EVENT_CRASH)", v.id)
+			}
+		case kvm.EXITFAILENTRY:
+			return fmt.Errorf("vCPU %d: KVM_EXIT_FAIL_ENTRY, hardware reason %#x", v.id, v.kr.Data[0])
+		case kvm.EXITINTERNALERROR:
+			return fmt.Errorf("vCPU %d: KVM_EXIT_INTERNAL_ERROR, suberror %d (KVM could not emulate an instruction)", v.id, uint32(v.kr.Data[0]))
+		default:
+			return fmt.Errorf("vCPU %d: unexpected exit %v", v.id, kvm.ExitType(v.kr.ExitReason))
+		}
+	}
+	return nil
+}
+
+// regsString describes where the vCPU is, for error messages.
+func (v *vcpu) regsString() string {
+	r, err := kvm.GetRegs(v.fd.Fd())
+	if err != nil {
+		return "registers unavailable"
+	}
+	s, err := kvm.GetSregs(v.fd.Fd())
+	if err != nil {
+		return fmt.Sprintf("RIP %#x", r.RIP)
+	}
+	return fmt.Sprintf("RIP %#x RSP %#x CR0 %#x CR2 %#x CR3 %#x CR4 %#x EFER %#x", r.RIP, r.RSP, s.CR0, s.CR2, s.CR3, s.CR4, s.EFER)
+}
+
+// kick makes a vCPU thread leave KVM_RUN so that it sees the VM stopped.
+func (v *vcpu) kick() {
+	v.kr.ImmediateExit = 1
+	if tid := v.tid.Load(); tid != 0 {
+		// Any signal interrupts KVM_RUN; Go's runtime ignores SIGURG.
+		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
+}
+
+// close releases the vCPU, first making sure its loop has ended: a loop
+// still inside KVM_RUN keeps its mapping rather than fault on it.
+func (v *vcpu) close() {
+	if v.runMem != nil && v.tid.Load() != 0 {
+		v.kick()
+		select {
+		case <-v.exited:
+		case <-time.After(time.Second):
+			return
+		}
+	}
+	if v.runMem != nil {
+		_ = unix.Munmap(v.runMem)
+		v.runMem, v.kr = nil, nil
+	}
+	_ = v.fd.Close()
+}

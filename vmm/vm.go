@@ -1,0 +1,259 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"github.com/gvmm/gvmm/boot"
+	"github.com/gvmm/gvmm/devices/serial"
+	"golang.org/x/sys/unix"
+)
+
+// Guest physical layout: RAM from 0 up to at most lowMemLimit, the rest of
+// RAM from 4 GiB; the hole between holds the IO-APIC, the local APIC and
+// device MMIO windows.
+const (
+	lowMemLimit = 3 << 30
+	highMemBase = 4 << 30
+	tssAddr     = 0xfffbd000
+	identityMap = 0xfffbc000
+	// MinMemory is the least RAM New accepts.
+	MinMemory = 32 << 20
+)
+
+// Config describes a VM.
+type Config struct {
+	Kernel    []byte // bzImage
+	Initrd    []byte // initramfs, optional
+	Cmdline   string
+	MemSize   uint64 // bytes of RAM
+	CPUs      int
+	Console   io.Writer         // the UART's output
+	SetupData []boot.SetupData // extra setup_data entries (e.g. a DTB)
+}
+
+// ExitReason says how the guest ended.
+type ExitReason int
+
+// Ways a guest ends.
+const (
+	ExitReset ExitReason = iota // reset, reboot or power-off: a normal end
+	ExitPanic                   // the guest kernel panicked
+)
+
+// Exit describes how a run ended.
+type Exit struct {
+	Reason ExitReason
+	// Status is the exit status the image's init reported for the command
+	// it ran (gvmm.run=), if HasStatus.
+	Status    int
+	HasStatus bool
+	// Panic is the kernel's panic line, for ExitPanic.
+	Panic string
+}
+
+// VM is a KVM virtual machine with its devices.
+type VM struct {
+	kvmFd, vmFd *os.File
+	mem         Memory
+	vcpus       []*vcpu
+	pio, mmio   Bus
+	uart        *serial.UART
+	console     *consoleWatch
+
+	stopOnce sync.Once
+	done     chan struct{}
+	err      error // first vCPU error, set before done is closed
+}
+
+// New creates a VM from c and loads the guest into it.
+func New(c Config) (vm *VM, err error) {
+	if c.CPUs < 1 {
+		return nil, fmt.Errorf("need at least one vCPU, got %d", c.CPUs)
+	}
+	if c.MemSize < MinMemory {
+		return nil, fmt.Errorf("%d MiB of RAM is too little: at least %d MiB", c.MemSize>>20, MinMemory>>20)
+	}
+	if err := CheckHost(); err != nil {
+		return nil, err
+	}
+	vm = &VM{done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			vm.Close()
+		}
+	}()
+	if vm.kvmFd, err = os.OpenFile("/dev/kvm", os.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
+		return nil, err
+	}
+	kfd := vm.kvmFd.Fd()
+	if v, err := kvm.GetAPIVersion(kfd); err != nil || v != 12 {
+		return nil, fmt.Errorf("KVM_GET_API_VERSION = %d, %v: want 12", v, err)
+	}
+	for _, cp := range []kvm.Capability{kvm.CapIRQChip, kvm.CapUserMemory, kvm.CapSetTSSAddr} {
+		if ok, _ := kvm.CheckExtension(kfd, cp); ok == 0 {
+			return nil, fmt.Errorf("%w: KVM lacks %v", ErrNoKVM, cp)
+		}
+	}
+	fd, err := kvm.CreateVM(kfd)
+	if err != nil {
+		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
+	}
+	vm.vmFd = os.NewFile(fd, "kvm-vm")
+	if err := kvm.SetTSSAddr(fd, tssAddr); err != nil {
+		return nil, fmt.Errorf("KVM_SET_TSS_ADDR: %w", err)
+	}
+	if err := kvm.SetIdentityMapAddr(fd, identityMap); err != nil {
+		return nil, fmt.Errorf("KVM_SET_IDENTITY_MAP_ADDR: %w", err)
+	}
+	if err := kvm.CreateIRQChip(fd); err != nil {
+		return nil, fmt.Errorf("KVM_CREATE_IRQCHIP: %w", err)
+	}
+	if err := kvm.CreatePIT2(fd); err != nil {
+		return nil, fmt.Errorf("KVM_CREATE_PIT2: %w", err)
+	}
+
+	// RAM.
+	low := min(c.MemSize, lowMemLimit)
+	var ram []boot.Region
+	for slot, r := range []boot.Region{{Addr: 0, Size: low}, {Addr: highMemBase, Size: c.MemSize - low}} {
+		if r.Size == 0 {
+			continue
+		}
+		host, err := addRAM(fd, uint32(slot), r.Addr, r.Size)
+		if err != nil {
+			return nil, err
+		}
+		vm.mem.Regions = append(vm.mem.Regions, Region{GPA: r.Addr, Host: host})
+		ram = append(ram, r)
+	}
+
+	// Devices.
+	vm.console = &consoleWatch{w: c.Console, onPanic: func() { vm.stop(nil) }}
+	vm.uart = serial.New(vm.console, func(level bool) { vm.setIRQ(serial.COM1IRQ, level) })
+	vm.pio.Add(serial.COM1Base, serial.NumPorts, portFunc{
+		read:  func(off uint64, d []byte) { d[0] = vm.uart.Read(off) },
+		write: func(off uint64, d []byte) { vm.uart.Write(off, d[0]) },
+	})
+	// i8042: the status port reads as "nothing to do"; 0xfe on the command
+	// port pulses the reset line, which is how Linux reboots here.
+	vm.pio.Add(0x60, 5, portFunc{write: func(off uint64, d []byte) {
+		if off == 4 && d[0] == 0xfe {
+			vm.stop(nil)
+		}
+	}})
+	// CMOS/RTC: reads as zero so that "update in progress" is never seen.
+	vm.pio.Add(0x70, 2, portFunc{})
+	// POST diagnostic port: written during boot, nothing to do.
+	vm.pio.Add(0x80, 1, portFunc{})
+
+	// Kernel.
+	st, err := boot.Load(vm.mem.Regions[0].Host, boot.Config{
+		Kernel: c.Kernel, Initrd: c.Initrd, Cmdline: c.Cmdline, RAM: ram, SetupData: c.SetupData,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// vCPUs.
+	var supported kvm.CPUID
+	supported.Nent = 256
+	supported.Entries = make([]kvm.CPUIDEntry2, supported.Nent)
+	if err := kvm.GetSupportedCPUID(kfd, &supported); err != nil {
+		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
+	}
+	deadline, _ := kvm.CheckExtension(kfd, kvm.CapTSCDeadlineTimer)
+	runSize, err := kvm.GetVCPUMMmapSize(kfd)
+	if err != nil {
+		return nil, fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
+	}
+	for id := 0; id < c.CPUs; id++ {
+		entries := AdjustCPUID(supported.Entries[:supported.Nent], id, c.CPUs, deadline != 0)
+		v, err := newVCPU(vm, id, int(runSize), entries)
+		if err != nil {
+			return nil, fmt.Errorf("vCPU %d: %w", id, err)
+		}
+		vm.vcpus = append(vm.vcpus, v)
+	}
+	if err := vm.vcpus[0].setBootState(st); err != nil {
+		return nil, fmt.Errorf("vCPU 0: %w", err)
+	}
+	return vm, nil
+}
+
+// Memory returns guest RAM.
+func (vm *VM) Memory() *Memory { return &vm.mem }
+
+// Input feeds bytes to the guest's console.
+func (vm *VM) Input(p []byte) { vm.uart.Receive(p) }
+
+// Run runs the guest until it ends. A guest that resets or panics is not
+// an error; a vCPU that fails (an exit KVM could not handle) is.
+func (vm *VM) Run() (Exit, error) {
+	for _, v := range vm.vcpus {
+		go func(v *vcpu) { vm.stop(v.run()) }(v)
+	}
+	<-vm.done
+	if vm.err != nil {
+		return Exit{}, vm.err
+	}
+	var e Exit
+	e.Panic, e.Status, e.HasStatus = vm.console.result()
+	if e.Panic != "" {
+		e.Reason = ExitPanic
+	}
+	return e, nil
+}
+
+// Stop ends Run as if the guest had reset.
+func (vm *VM) Stop() { vm.stop(nil) }
+
+func (vm *VM) stop(err error) {
+	vm.stopOnce.Do(func() {
+		vm.err = err
+		close(vm.done)
+	})
+}
+
+func (vm *VM) stopped() bool {
+	select {
+	case <-vm.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (vm *VM) setIRQ(irq uint32, level bool) {
+	l := uint32(0)
+	if level {
+		l = 1
+	}
+	if err := kvm.IRQLineStatus(vm.vmFd.Fd(), irq, l); err != nil {
+		vm.stop(fmt.Errorf("KVM_IRQ_LINE %d: %w", irq, err))
+	}
+}
+
+// Close releases the VM's file descriptors and memory. Call it only after
+// Run has returned or when Run was never called.
+func (vm *VM) Close() {
+	for _, v := range vm.vcpus {
+		v.close()
+	}
+	for _, r := range vm.mem.Regions {
+		_ = unix.Munmap(r.Host)
+	}
+	vm.mem.Regions = nil
+	for _, f := range []*os.File{vm.vmFd, vm.kvmFd} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+}
+
+// errExit marks vCPU exits that are failures of the guest or of KVM.
+var errExit = errors.New("vCPU stopped")

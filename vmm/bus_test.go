@@ -7,7 +7,7 @@ import (
 
 type recorder struct{ log []uint64 }
 
-func (r *recorder) Read(off uint64, data []byte) { r.log = append(r.log, off); data[0] = byte(off) }
+func (r *recorder) Read(off uint64, data []byte)  { r.log = append(r.log, off); data[0] = byte(off) }
 func (r *recorder) Write(off uint64, data []byte) { r.log = append(r.log, 100+off) }
 
 func TestBus(t *testing.T) {

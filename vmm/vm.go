@@ -32,7 +32,7 @@ type Config struct {
 	Cmdline   string
 	MemSize   uint64 // bytes of RAM
 	CPUs      int
-	Console   io.Writer         // the UART's output
+	Console   io.Writer        // the UART's output
 	SetupData []boot.SetupData // extra setup_data entries (e.g. a DTB)
 }
 

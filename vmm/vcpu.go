@@ -40,7 +40,7 @@ type vcpu struct {
 }
 
 func newVCPU(vm *VM, id, runSize int, cpuid []kvm.CPUIDEntry2) (*vcpu, error) {
-	fd, err := kvm.CreateVCPU(vm.vmFd.Fd(), id)
+	fd, err := retryEINTR(func() (uintptr, error) { return kvm.CreateVCPU(vm.vmFd.Fd(), id) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VCPU: %w", err)
 	}

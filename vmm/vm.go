@@ -71,7 +71,7 @@ type VM struct {
 }
 
 // New creates a VM from c and loads the guest into it.
-func New(c Config) (vm *VM, err error) {
+func New(c Config) (_ *VM, err error) {
 	if c.CPUs < 1 {
 		return nil, fmt.Errorf("need at least one vCPU, got %d", c.CPUs)
 	}
@@ -81,7 +81,7 @@ func New(c Config) (vm *VM, err error) {
 	if err := CheckHost(); err != nil {
 		return nil, err
 	}
-	vm = &VM{done: make(chan struct{})}
+	vm := &VM{done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			vm.Close()
@@ -99,7 +99,7 @@ func New(c Config) (vm *VM, err error) {
 			return nil, fmt.Errorf("%w: KVM lacks %v", ErrNoKVM, cp)
 		}
 	}
-	fd, err := kvm.CreateVM(kfd)
+	fd, err := retryEINTR(func() (uintptr, error) { return kvm.CreateVM(kfd) })
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
@@ -255,5 +255,14 @@ func (vm *VM) Close() {
 	}
 }
 
-// errExit marks vCPU exits that are failures of the guest or of KVM.
-var errExit = errors.New("vCPU stopped")
+// retryEINTR calls f until it is not interrupted by a signal: Go's runtime
+// signals its threads (SIGURG), and slow ioctls such as KVM_CREATE_VM
+// return EINTR then.
+func retryEINTR(f func() (uintptr, error)) (uintptr, error) {
+	for {
+		v, err := f()
+		if !errors.Is(err, unix.EINTR) {
+			return v, err
+		}
+	}
+}

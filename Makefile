@@ -1,0 +1,55 @@
+# gvmm: `make run` boots the guest image with a console; `make test` runs
+# every test. Both build (or reuse from the cache) the guest image and, on
+# hosts without usable hardware KVM, the nested test host (images/l1).
+
+GO       ?= go
+L1EXEC   := $(CURDIR)/images/l1/l1-exec
+# Packages whose tests boot the guest: they run through l1-exec, which is a
+# plain exec on hosts with hardware KVM and an L1 under QEMU elsewhere.
+GUEST_PKGS := ./cmd/gvmm
+STATICCHECK_VERSION := 2025.1.1
+
+.PHONY: all build image l1 run test lint unit guest-test clean help
+
+all: build
+
+help:
+	@echo "make run    build or reuse the guest image and boot it (Ctrl-A x quits)"
+	@echo "make test   lint, unit tests, then tests that boot the real guest"
+	@echo "make image  build or reuse the guest image only"
+	@echo "make build  build bin/gvmm"
+
+build:
+	$(GO) build -o bin/gvmm ./cmd/gvmm
+
+image:
+	@images/build-image.sh >/dev/null
+
+# The nested test host is needed only where /dev/kvm cannot run Linux.
+l1:
+	@if [ -w /dev/kvm ] && [ ! -e /sys/module/kvm_pvm ]; then \
+		echo "==> hardware KVM available: no nested test host needed"; \
+	else images/l1/build-l1.sh >/dev/null; fi
+
+run: build image l1
+	@$(L1EXEC) $(CURDIR)/bin/gvmm run
+
+test: lint unit guest-test
+
+lint:
+	@echo "==> gofmt, go vet, staticcheck"
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+
+unit:
+	@echo "==> unit tests"
+	$(GO) test $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$')
+
+guest-test: image l1
+	@echo "==> tests that boot the guest (through $(L1EXEC))"
+	$(GO) test -count=1 -timeout 40m -exec $(L1EXEC) -v $(GUEST_PKGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,210 @@
+package main
+
+// These tests run gvmm as a user would: the test binary re-executes itself
+// as gvmm (see TestMain) and boots the real guest image under real KVM.
+// On a host without usable KVM run them through the nested test host:
+// `make test` does (go test -exec images/l1/l1-exec).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gvmm/gvmm/vmm"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("GVMM_TEST_AS_GVMM") == "1" {
+		os.Exit(gvmm(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// bootTimeout is generous: under the nested test host everything is slow.
+const bootTimeout = 5 * time.Minute
+
+// quietCmdline keeps the console short; tests read only what they print.
+const quietCmdline = "console=ttyS0 panic=-1 quiet"
+
+type result struct {
+	stdout, stderr string
+	status         int
+}
+
+// command prepares gvmm with args.
+func command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "GVMM_TEST_AS_GVMM=1")
+	return cmd
+}
+
+// gvmmRun runs gvmm with args to the end; step names what it is doing for
+// the timeout message.
+func gvmmRun(t *testing.T, step string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := command(ctx, args...)
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&stdout, os.Stderr), io.MultiWriter(&stderr, os.Stderr)
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("timed out after %v at step %q; console so far:\n%s\nstderr:\n%s", bootTimeout, step, stdout.String(), stderr.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("step %q: %v", step, err)
+	}
+	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+}
+
+func needKVM(t *testing.T) {
+	t.Helper()
+	if err := vmm.CheckHost(); err != nil {
+		t.Fatalf("this test boots a guest and needs real KVM (run it with `make test`, which goes through the nested test host): %v", err)
+	}
+}
+
+func TestGuestRunsCommandAndPowersOff(t *testing.T) {
+	needKVM(t)
+	r := gvmmRun(t, "boot, echo a marker, power off", "run", "--append", quietCmdline,
+		"--cmd", "echo GVMM-MARKER-$((6*7)); poweroff")
+	if !strings.Contains(r.stdout, "GVMM-MARKER-42") {
+		t.Errorf("marker not on the console:\n%s", r.stdout)
+	}
+	if r.status != 0 {
+		t.Errorf("exit status %d, want 0; stderr: %s", r.status, r.stderr)
+	}
+}
+
+func TestGuestEnds(t *testing.T) {
+	needKVM(t)
+	tests := []struct {
+		name    string
+		script  string
+		status  int
+		console string // expected on stdout
+		stderr  string // expected on stderr
+	}{
+		{"command status", "echo failing; exit 7", 7, "failing", ""},
+		{"reboot", "reboot -f", 0, "", ""},
+		{"panic", "echo c > /proc/sysrq-trigger", 1, "", "gvmm: guest kernel panic: Kernel panic - not syncing: sysrq triggered crash"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := gvmmRun(t, tt.name, "run", "--append", quietCmdline, "--cmd", tt.script)
+			if r.status != tt.status {
+				t.Errorf("exit status %d, want %d\nconsole:\n%s\nstderr: %s", r.status, tt.status, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tt.console) || !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("want %q on the console and %q on stderr; got console:\n%s\nstderr: %s", tt.console, tt.stderr, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+func TestSignalStopsGuest(t *testing.T) {
+	needKVM(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+			defer cancel()
+			cmd := command(ctx, "run", "--append", quietCmdline, "--cmd", "echo GUEST-UP; sleep 1000")
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(out)
+			up := false
+			for !up && sc.Scan() {
+				up = strings.Contains(sc.Text(), "GUEST-UP")
+			}
+			if !up {
+				t.Fatalf("step 'wait for the guest to start its command': console ended or timed out; stderr: %s", stderr.String())
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, out)
+			_ = cmd.Wait()
+			if ctx.Err() != nil {
+				t.Fatalf("step 'stop on %v': timed out", sig)
+			}
+			if got, want := cmd.ProcessState.ExitCode(), 128+int(sig); got != want {
+				t.Errorf("exit status %d, want %d; stderr: %s", got, want, stderr.String())
+			}
+			if want := fmt.Sprintf("gvmm: stopped by %v", sig); !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr %q does not say %q", stderr.String(), want)
+			}
+		})
+	}
+}
+
+// TestBadInput needs no KVM: every mistake is caught before the VM exists
+// and reported in one line.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		want   string
+	}{
+		{"no command", nil, 2, "Usage:"},
+		{"unknown command", []string{"boot"}, 2, `unknown command "boot"`},
+		{"unknown flag", []string{"run", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{"bad size", []string{"run", "--mem", "lots"}, 2, `bad size "lots"`},
+		{"too little memory", []string{"run", "--mem", "1M"}, 2, "--mem 1M is too little"},
+		{"zero cpus", []string{"run", "--cpus", "0"}, 2, "--cpus 0"},
+		{"stray argument", []string{"run", "bzImage"}, 2, `unexpected argument "bzImage"`},
+		{"missing kernel", []string{"run", "--kernel", "/nonexistent/bzImage"}, 1, "kernel /nonexistent/bzImage does not exist"},
+		{"missing initrd", []string{"run", "--kernel", "/proc/self/exe", "--initrd", "/nonexistent.cpio"}, 1, "initrd /nonexistent.cpio does not exist"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := gvmmRun(t, tt.name, tt.args...)
+			if r.status != tt.status {
+				t.Errorf("exit status %d, want %d", r.status, tt.status)
+			}
+			if !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("stderr %q does not contain %q", r.stderr, tt.want)
+			}
+			if tt.want != "Usage:" && strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+				t.Errorf("error is not one line: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestNotABzImage(t *testing.T) {
+	needKVM(t)
+	r := gvmmRun(t, "load an ELF as kernel", "run", "--kernel", "/proc/self/exe", "--initrd", "")
+	if r.status != 1 || !strings.Contains(r.stderr, "not a bzImage") {
+		t.Errorf("status %d stderr %q", r.status, r.stderr)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	r := gvmmRun(t, "help", "run", "--help")
+	for _, want := range []string{"-kernel", "-initrd", "-append", "-mem", "-cpus", "-cmd", "Ctrl-A x"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("gvmm run --help does not mention %s", want)
+		}
+	}
+	if r.status != 0 {
+		t.Errorf("status %d", r.status)
+	}
+}

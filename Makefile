@@ -7,7 +7,7 @@ L1EXEC   := $(CURDIR)/images/l1/l1-exec
 # Packages whose tests boot the guest: they run through l1-exec, which is a
 # plain exec on hosts with hardware KVM and an L1 under QEMU elsewhere.
 GUEST_PKGS := ./cmd/gvmm
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build image l1 run test lint unit guest-test clean help
 

@@ -70,7 +70,7 @@ initramfs() {
 	rm -rf "$r"
 }
 
-if [ ! -d "$src" ]; then step 1/4 "unpack linux-source $kver" unpack; else echo "==> [1/4] kernel source already unpacked"; fi
+if [ ! -d "$src" ]; then step 1/4 "unpack linux-source $kver" unpack; else echo "==> [1/4] kernel source already unpacked" >&2; fi
 step 2/4 "configure kernel (tinyconfig + images/kernel.config)" configure
 step 3/4 "build kernel (make -j$(nproc) bzImage)" kernel
 step 4/4 "build initramfs (busybox, gpiod)" initramfs

@@ -16,7 +16,7 @@ need_pkgs() {
 		command -v sudo >/dev/null || die "missing Debian packages:$missing (install them as root: apt-get install$missing)"
 		sudo=sudo
 	fi
-	echo "==> installing Debian packages:$missing"
+	echo "==> installing Debian packages:$missing" >&2
 	if ! $sudo apt-get install -y --no-install-recommends $missing >>"$LOG" 2>&1; then
 		$sudo apt-get update >>"$LOG" 2>&1
 		$sudo apt-get install -y --no-install-recommends $missing >>"$LOG" 2>&1 ||
@@ -30,22 +30,26 @@ pkg_version() { dpkg-query -W -f='${Version}' "$1"; }
 die() { echo "error: $*" >&2; exit 1; }
 
 # step N/M TITLE CMD...: run CMD with its output in $LOG, showing the step,
-# a heartbeat every 20 s and the elapsed time; on failure name the log.
+# a heartbeat every 20 s and the elapsed time on stderr; on failure name the
+# log. CMD runs in a background subshell so that `set -e` holds inside it
+# (bash ignores -e in anything run as an `if` condition).
 step() {
 	n=$1 title=$2; shift 2
 	s=$(date +%s)
-	echo "==> [$n] $title"
+	echo "==> [$n] $title" >&2
 	echo "==> [$n] $title" >>"$LOG"
-	( while sleep 20; do echo "    ... $title: $(( $(date +%s) - s ))s"; done ) &
+	( trap 'kill $! 2>/dev/null; exit 0' TERM
+	  while :; do sleep 20 & wait $!; echo "    ... $title: $(( $(date +%s) - s ))s" >&2; done ) &
 	hb=$!
-	if "$@" >>"$LOG" 2>&1; then rc=0; else rc=$?; fi
+	( "$@" ) >>"$LOG" 2>&1 &
+	if wait $!; then rc=0; else rc=$?; fi
 	kill $hb 2>/dev/null; wait $hb 2>/dev/null || true
 	if [ $rc != 0 ]; then
 		echo "error: step '$title' failed (exit $rc); last lines of $LOG:" >&2
 		tail -n 15 "$LOG" >&2
 		exit 1
 	fi
-	echo "    done in $(( $(date +%s) - s ))s (total $(( $(date +%s) - _t0 ))s)"
+	echo "    done in $(( $(date +%s) - s ))s (total $(( $(date +%s) - _t0 ))s)" >&2
 }
 
 # inputs_hash FILE... -- WORD...: a short hash of files and words.

@@ -37,6 +37,9 @@ type vcpu struct {
 	runMem []byte
 	tid    atomic.Int32
 	exited chan struct{}
+	// dump asks the vCPU thread to write its registers here at its next
+	// exit (see VM.DumpState).
+	dump atomic.Pointer[chan string]
 }
 
 func newVCPU(vm *VM, id, runSize int, cpuid []kvm.CPUIDEntry2) (*vcpu, error) {
@@ -141,7 +144,7 @@ func (v *vcpu) run() error {
 			// this is a guest that crashed too early to say so.
 			return fmt.Errorf("vCPU %d: guest triple fault (%s)", v.id, v.regsString())
 		case kvm.EXITINTR:
-			// A signal (a kick from Close or Go's runtime): look at stopped().
+			// A signal: a kick from Close or DumpState, or Go's runtime.
 		case exitSystemEvent:
 			switch uint32(v.kr.Data[0]) {
 			case systemShutdown, systemReset:
@@ -155,6 +158,9 @@ func (v *vcpu) run() error {
 			return fmt.Errorf("vCPU %d: KVM_EXIT_INTERNAL_ERROR, suberror %d (KVM could not emulate an instruction)", v.id, uint32(v.kr.Data[0]))
 		default:
 			return fmt.Errorf("vCPU %d: unexpected exit %v", v.id, kvm.ExitType(v.kr.ExitReason))
+		}
+		if ch := v.dump.Swap(nil); ch != nil {
+			*ch <- fmt.Sprintf("vCPU %d: %s", v.id, v.regsString())
 		}
 	}
 	return nil
@@ -173,9 +179,8 @@ func (v *vcpu) regsString() string {
 	return fmt.Sprintf("RIP %#x RSP %#x CR0 %#x CR2 %#x CR3 %#x CR4 %#x EFER %#x", r.RIP, r.RSP, s.CR0, s.CR2, s.CR3, s.CR4, s.EFER)
 }
 
-// kick makes a vCPU thread leave KVM_RUN so that it sees the VM stopped.
+// kick makes a vCPU thread in KVM_RUN return to its loop.
 func (v *vcpu) kick() {
-	v.kr.ImmediateExit = 1
 	if tid := v.tid.Load(); tid != 0 {
 		// Any signal interrupts KVM_RUN; Go's runtime ignores SIGURG.
 		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
@@ -186,6 +191,7 @@ func (v *vcpu) kick() {
 // still inside KVM_RUN keeps its mapping rather than fault on it.
 func (v *vcpu) close() {
 	if v.runMem != nil && v.tid.Load() != 0 {
+		v.kr.ImmediateExit = 1 // every later KVM_RUN returns at once
 		v.kick()
 		select {
 		case <-v.exited:

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"github.com/gvmm/gvmm/boot"
@@ -207,6 +208,24 @@ func (vm *VM) Run() (Exit, error) {
 		e.Reason = ExitPanic
 	}
 	return e, nil
+}
+
+// DumpState returns a line per vCPU saying where it is (registers), for
+// diagnosing a guest that hangs. It interrupts each running vCPU briefly.
+func (vm *VM) DumpState() []string {
+	var out []string
+	for _, v := range vm.vcpus {
+		ch := make(chan string, 1)
+		v.dump.Store(&ch)
+		v.kick()
+		select {
+		case s := <-ch:
+			out = append(out, s)
+		case <-time.After(2 * time.Second):
+			out = append(out, fmt.Sprintf("vCPU %d: did not answer", v.id))
+		}
+	}
+	return out
 }
 
 // Stop ends Run as if the guest had reset.

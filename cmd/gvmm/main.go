@@ -213,13 +213,25 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	stopSig := make(chan os.Signal, 1)
+	// SIGUSR1 prints where each vCPU is, for a guest that seems to hang.
+	dump := make(chan os.Signal, 1)
+	signal.Notify(dump, syscall.SIGUSR1)
+	defer signal.Stop(dump)
 	go func() {
-		select {
-		case s := <-sigs:
-			stopSig <- s
-		case <-quit:
+		for {
+			select {
+			case <-dump:
+				for _, l := range vm.DumpState() {
+					fmt.Fprintf(stderr, "gvmm: %s\r\n", l)
+				}
+				continue
+			case s := <-sigs:
+				stopSig <- s
+			case <-quit:
+			}
+			vm.Stop()
+			return
 		}
-		vm.Stop()
 	}()
 
 	exit, err := vm.Run()

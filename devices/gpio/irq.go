@@ -1,0 +1,198 @@
+package gpio
+
+import "context"
+
+// setIRQType implements VIRTIO_GPIO_MSG_SET_IRQ_TYPE with c.mu held; the
+// caller has checked that the feature is negotiated and t is valid.
+func (c *Controller[T]) setIRQType(line int, t IRQType) (bool, []Completion[T]) {
+	l := &c.lines[line]
+	if t == IRQTypeNone {
+		done, err := c.disable(line)
+		return err == nil, done
+	}
+	if l.dir == DirectionOut {
+		// "The driver MUST NOT send IRQ messages for a GPIO line
+		// configured for output."
+		return false, nil
+	}
+	if t == l.irqType {
+		return true, nil
+	}
+	var done []Completion[T]
+	if l.irqType != IRQTypeNone {
+		// "In order to change the trigger type of an already enabled
+		// interrupt, the driver MUST first disable the interrupt and then
+		// re-enable it": a driver that skips the first step gets exactly
+		// what that sequence would have done.
+		var err error
+		if done, err = c.disable(line); err != nil {
+			return false, done
+		}
+	}
+	if err := c.b.SetIRQType(line, t); err != nil {
+		return false, done
+	}
+	// Read the level after enabling: an edge between the two is then both
+	// in the level and reported as an event, never lost.
+	v, err := c.b.Get(line)
+	if err != nil || v > 1 {
+		_ = c.b.SetIRQType(line, IRQTypeNone)
+		return false, done
+	}
+	l.irqType, l.level, l.latched = t, v, false
+	return true, done
+}
+
+// disable disables the interrupt of line with c.mu held: "the device MUST
+// return the buffers, if they were received earlier, after setting the
+// status field to VIRTIO_GPIO_IRQ_STATUS_INVALID" and "MUST discard any
+// latched interrupt". The device state is disabled even if the backend
+// fails; its error is returned.
+func (c *Controller[T]) disable(line int) ([]Completion[T], error) {
+	l := &c.lines[line]
+	var done []Completion[T]
+	if l.held {
+		done = []Completion[T]{{Token: l.token, Status: EventInvalid}}
+		l.held, l.token = false, *new(T)
+	}
+	l.latched = false
+	if l.irqType == IRQTypeNone {
+		return done, nil
+	}
+	l.irqType = IRQTypeNone
+	return done, c.b.SetIRQType(line, IRQTypeNone)
+}
+
+// QueueEvent takes an eventq buffer: req is its driver-readable part
+// (struct virtio_gpio_irq_request), respCap the size of its writable part
+// and token the glue's handle for it. Queuing the buffer unmasks the line's
+// interrupt. QueueEvent returns the buffer at once, as a Completion, when:
+//
+//   - it cannot be used: VIRTIO_GPIO_F_IRQ is not negotiated, req is not 2
+//     bytes, respCap is 0, gpio >= ngpio, or a buffer for the line is
+//     already held (the driver "MUST NOT add multiple pairs of buffers for
+//     the same GPIO line"; the new one is returned): status INVALID;
+//   - the line's interrupt is disabled ("the interrupt is unmasked without
+//     being enabled first"): status INVALID;
+//   - an edge was latched while the line was masked, or the line has a
+//     level interrupt whose level is active: status VALID, which masks the
+//     line again.
+//
+// Otherwise the buffer is held until an interrupt fires (returned VALID
+// through the complete callback from Run) or the interrupt is disabled
+// (INVALID, through the callback from HandleRequest). The glue writes
+// Completion.Bytes, truncated to respCap, and pushes the chain.
+func (c *Controller[T]) QueueEvent(req []byte, respCap int, token T) []Completion[T] {
+	invalid := []Completion[T]{{Token: token, Status: EventInvalid}}
+	gpio, ok := parseIRQRequest(req)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok || respCap < IRQResponseSize || !c.irq || int(gpio) >= len(c.lines) {
+		return invalid
+	}
+	l := &c.lines[gpio]
+	if l.held || l.irqType == IRQTypeNone {
+		return invalid
+	}
+	if l.latched || l.levelActive() {
+		l.latched = false
+		return []Completion[T]{{Token: token, Status: EventValid}}
+	}
+	l.held, l.token = true, token
+	return nil
+}
+
+// levelActive reports whether l has a level interrupt whose level is active.
+func (l *lineState[T]) levelActive() bool {
+	switch l.irqType {
+	case IRQTypeLevelHigh:
+		return l.level == 1
+	case IRQTypeLevelLow:
+		return l.level == 0
+	}
+	return false
+}
+
+// edgeMatches reports whether an edge to level v triggers trigger type t.
+func edgeMatches(t IRQType, v uint8) bool {
+	switch t {
+	case IRQTypeEdgeRising:
+		return v == 1
+	case IRQTypeEdgeFalling:
+		return v == 0
+	case IRQTypeEdgeBoth:
+		return true
+	}
+	return false
+}
+
+// HandleEvent applies one backend event and returns the eventq buffer it
+// completes, if any. Run calls it; a glue that reads Backend.Events itself
+// may call it instead of Run and must then push what it returns.
+//
+// An event whose value equals the line's known level is ignored. Otherwise
+// it is a rising (value 1) or falling (value 0) edge. For an edge trigger
+// type, a matching edge completes the held buffer
+// VALID, or is latched if no buffer is held ("The device MUST latch an edge
+// interrupt if the interrupt is enabled but still masked"); a latch holds
+// one edge, further edges before the next buffer collapse into it. For a
+// level type, the level becoming active completes the held buffer VALID;
+// nothing is latched ("MUST NOT latch an level interrupt"). Events for lines
+// whose interrupt is disabled, or out of range, only update the level.
+func (c *Controller[T]) HandleEvent(ev Event) []Completion[T] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ev.Line < 0 || ev.Line >= len(c.lines) {
+		return nil
+	}
+	l := &c.lines[ev.Line]
+	v := min(ev.Value, 1)
+	if v == l.level {
+		return nil // no change: stale or repeated
+	}
+	l.level = v
+	fire := false
+	switch {
+	case l.irqType.Edge():
+		if !edgeMatches(l.irqType, v) {
+			return nil
+		}
+		if !l.held {
+			l.latched = true
+			return nil
+		}
+		fire = true
+	case l.irqType.Level():
+		fire = l.held && l.levelActive()
+	}
+	if !fire {
+		return nil
+	}
+	done := []Completion[T]{{Token: l.token, Status: EventValid}}
+	l.held, l.token = false, *new(T)
+	return done
+}
+
+// Run feeds the backend's events to HandleEvent and passes the buffers
+// they complete to the complete callback, on the calling goroutine. It
+// returns when ctx is done or the Events channel is closed, or at once if
+// the backend has no events.
+func (c *Controller[T]) Run(ctx context.Context) {
+	events := c.b.Events()
+	if events == nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if done := c.HandleEvent(ev); len(done) > 0 {
+				c.complete(done)
+			}
+		}
+	}
+}

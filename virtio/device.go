@@ -1,0 +1,96 @@
+package virtio
+
+// GuestMemory is guest RAM as a device sees it. Implementations check every
+// range and return an error, never panic, for an address or length outside
+// RAM (vmm.Memory is one; tests use a plain byte slice).
+type GuestMemory interface {
+	ReadAt(p []byte, gpa uint64) error
+	WriteAt(p []byte, gpa uint64) error
+}
+
+// RangeChecker is an optional interface of GuestMemory. CheckRange
+// returns nil if a ReadAt or WriteAt of n bytes at gpa would succeed,
+// without copying anything. Queue uses it to validate rings and
+// descriptors; for memory without it, Queue probes the first and the last
+// byte of the range (and a later access to the middle of the range still
+// goes through ReadAt/WriteAt, which fail cleanly).
+type RangeChecker interface {
+	CheckRange(gpa, n uint64) error
+}
+
+// Interrupt bits of the virtio-mmio InterruptStatus register.
+const (
+	InterruptUsedBuffer   = 1 << 0
+	InterruptConfigChange = 1 << 1
+)
+
+// Interrupt signals the driver. The transport implements it: it sets the
+// bits in InterruptStatus and raises the device's interrupt line.
+// Signal is safe to call from any goroutine and never blocks for long.
+type Interrupt interface {
+	Signal(bits uint32)
+}
+
+// NeedsResetter is an optional interface of the Interrupt a transport
+// hands to Device.Activate. SetNeedsReset sets DEVICE_NEEDS_RESET in the
+// device status and sends a configuration change notification (virtio
+// 1.2 §2.1.2): the device hit an error it cannot recover from, such as a
+// corrupted available ring. The MMIO transport implements it.
+type NeedsResetter interface {
+	SetNeedsReset()
+}
+
+// SetNeedsReset calls irq.SetNeedsReset if irq implements NeedsResetter
+// and reports whether it did.
+func SetNeedsReset(irq Interrupt) bool {
+	r, ok := irq.(NeedsResetter)
+	if ok {
+		r.SetNeedsReset()
+	}
+	return ok
+}
+
+// Device is a virtio device model, independent of the transport.
+//
+// The transport calls ReadConfig, WriteConfig, Activate, Notify and Reset
+// from vCPU threads; a device that runs its own goroutine synchronises
+// them with it.
+type Device interface {
+	// ID is the virtio device ID (41 for GPIO).
+	ID() uint32
+	// Features are the device-specific feature bits offered (bits 0-23
+	// and 50-63); the transport adds the transport and ring features it
+	// implements itself and masks out any other reserved bit.
+	Features() uint64
+	// QueueMaxSizes has one entry per virtqueue: its maximum size, a
+	// power of two no larger than MaxQueueSize (Linux refuses others).
+	QueueMaxSizes() []uint16
+	// ReadConfig fills p from device configuration space at off; bytes
+	// past the end of the configuration read as zero.
+	ReadConfig(off uint64, p []byte)
+	// WriteConfig writes p to configuration space at off.
+	WriteConfig(off uint64, p []byte)
+	// Activate starts the device when the driver sets DRIVER_OK, with
+	// the negotiated features and the queues the driver enabled:
+	// queues[i] is virtqueue i, or nil if the driver did not enable it,
+	// and len(queues) == len(QueueMaxSizes()). The queues are the
+	// device's own (validated) copies until Reset. Buffers the driver
+	// made available before DRIVER_OK may already be waiting: a device
+	// should look at its queues once after activation. An error sets
+	// DEVICE_NEEDS_RESET.
+	Activate(mem GuestMemory, irq Interrupt, queues []*Queue, features uint64) error
+	// Notify tells the device the driver made buffers available on
+	// queue index q. It is called only between a successful Activate
+	// and Reset, for a queue that was enabled, possibly from several
+	// vCPU threads at once, and must not block: a device that serves
+	// its queues from a goroutine wakes it here.
+	// A Notify racing with Reset may arrive just after Reset returned
+	// and must then be ignored.
+	Notify(q int)
+	// Reset stops the device: it must not touch memory or queues after
+	// Reset returns, and it must answer nothing more. It is called on
+	// every device reset, whether or not the device was activated, and
+	// returns the device to its initial state (configuration space
+	// included).
+	Reset()
+}

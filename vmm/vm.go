@@ -11,6 +11,8 @@ import (
 	"github.com/bobuhiro11/gokvm/kvm"
 	"github.com/gvmm/gvmm/boot"
 	"github.com/gvmm/gvmm/devices/serial"
+	"github.com/gvmm/gvmm/fdt"
+	"github.com/gvmm/gvmm/virtio"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,7 +36,10 @@ type Config struct {
 	MemSize   uint64 // bytes of RAM
 	CPUs      int
 	Console   io.Writer        // the UART's output
-	SetupData []boot.SetupData // extra setup_data entries (e.g. a DTB)
+	SetupData []boot.SetupData // extra setup_data entries
+	Virtio    []VirtioDevice   // on virtio-mmio, in the device tree
+	LEDs      []fdt.LED        // gpio-leds consumers in the device tree
+	Keys      []fdt.Key        // gpio-keys consumers in the device tree
 }
 
 // ExitReason says how the guest ended.
@@ -63,6 +68,8 @@ type VM struct {
 	mem         Memory
 	vcpus       []*vcpu
 	pio, mmio   Bus
+	transports  []*virtio.MMIO
+	files       []*os.File // irqfds and ioeventfds
 	uart        *serial.UART
 	console     *consoleWatch
 
@@ -152,9 +159,18 @@ func New(c Config) (_ *VM, err error) {
 	// POST diagnostic port: written during boot, nothing to do.
 	vm.pio.Add(0x80, 1, portFunc{})
 
-	// Kernel.
+	if err := vm.attachVirtio(c.Virtio); err != nil {
+		return nil, err
+	}
+
+	// Kernel, with the device tree.
+	dtb, err := deviceTree(&c)
+	if err != nil {
+		return nil, err
+	}
 	st, err := boot.Load(vm.mem.Regions[0].Host, boot.Config{
-		Kernel: c.Kernel, Initrd: c.Initrd, Cmdline: c.Cmdline, RAM: ram, SetupData: c.SetupData,
+		Kernel: c.Kernel, Initrd: c.Initrd, Cmdline: c.Cmdline, RAM: ram,
+		SetupData: append([]boot.SetupData{dtb}, c.SetupData...),
 	})
 	if err != nil {
 		return nil, err
@@ -262,6 +278,13 @@ func (vm *VM) setIRQ(irq uint32, level bool) {
 func (vm *VM) Close() {
 	for _, v := range vm.vcpus {
 		v.close()
+	}
+	// Devices release what they hold (a GPIO backend its lines).
+	for _, t := range vm.transports {
+		t.Write(virtio.RegStatus, []byte{0, 0, 0, 0})
+	}
+	for _, f := range vm.files {
+		_ = f.Close()
 	}
 	for _, r := range vm.mem.Regions {
 		_ = unix.Munmap(r.Host)

@@ -73,6 +73,7 @@ type runFlags struct {
 	kernel, initrd, cmdline, cmd string
 	mem                          uint64
 	cpus                         int
+	gpios                        []gpioSpec
 }
 
 func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
@@ -89,7 +90,12 @@ func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
 		f.mem = n
 		return err
 	})
-	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now: more need CPU nodes in a device tree)")
+	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
+	fs.Func("gpio", "add a virtio-gpio controller with a simulated `bank` of lines: sim:N, or\nsim:N,names=a,b,c to name the first lines; repeat for more controllers", func(s string) error {
+		g, err := parseGPIO(s)
+		f.gpios = append(f.gpios, g)
+		return err
+	})
 	help := func() {
 		fs.SetOutput(stdout)
 		fmt.Fprintf(stdout, `Usage: gvmm run [flags]
@@ -122,8 +128,11 @@ Examples:
 	if f.mem < vmm.MinMemory {
 		return nil, fmt.Errorf("--mem %dM is too little: the guest needs at least %dM", f.mem>>20, vmm.MinMemory>>20)
 	}
-	if f.cpus != 1 {
-		return nil, fmt.Errorf("--cpus %d: gvmm boots exactly 1 vCPU for now", f.cpus)
+	if f.cpus < 1 || f.cpus > 64 {
+		return nil, fmt.Errorf("--cpus %d: want 1 to 64", f.cpus)
+	}
+	if len(f.gpios) > vmm.MaxVirtio {
+		return nil, fmt.Errorf("%d --gpio controllers: at most %d", len(f.gpios), vmm.MaxVirtio)
 	}
 	if f.cmd != "" {
 		f.cmdline += " gvmm.run=" + base64.StdEncoding.EncodeToString([]byte(f.cmd))
@@ -189,9 +198,19 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	var devs []vmm.VirtioDevice
+	for _, g := range f.gpios {
+		sim, dev, err := newGPIO(g)
+		if err != nil {
+			fmt.Fprintf(stderr, "gvmm: --gpio: %v\n", err)
+			return 2
+		}
+		defer sim.Close()
+		devs = append(devs, dev)
+	}
 	vm, err := vmm.New(vmm.Config{
 		Kernel: kernel, Initrd: initrd, Cmdline: f.cmdline,
-		MemSize: f.mem, CPUs: f.cpus, Console: stdout,
+		MemSize: f.mem, CPUs: f.cpus, Console: stdout, Virtio: devs,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "gvmm: %v\n", err)

@@ -1,0 +1,102 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"github.com/gvmm/gvmm/boot"
+	"github.com/gvmm/gvmm/fdt"
+	"github.com/gvmm/gvmm/virtio"
+)
+
+// Where devices described in the device tree live.
+const (
+	virtioBase   = 0xd0000000 // first virtio-mmio window
+	virtioStride = 0x1000
+	powerOffBase = 0xd00ff000 // syscon register written to power off
+	// MaxVirtio is how many virtio devices fit on IO-APIC pins 16..23.
+	MaxVirtio = fdt.LastPin - fdt.FirstPin + 1
+)
+
+// VirtioDevice is a virtio device to give the guest on virtio-mmio, with
+// what the device tree says about its function.
+type VirtioDevice struct {
+	Device virtio.Device
+	// GPIO describes the GPIO controller child node, for a GPIO device.
+	GPIO *fdt.GPIOController
+}
+
+// CheckRange reports whether [gpa, gpa+n) is guest RAM (virtio.RangeChecker).
+func (m *Memory) CheckRange(gpa, n uint64) error {
+	_, err := m.Slice(gpa, n)
+	return err
+}
+
+// deviceTree describes the machine for the guest: CPUs, APICs, a power-off
+// register and the virtio devices, passed through setup_data (SETUP_DTB).
+func deviceTree(c *Config) (boot.SetupData, error) {
+	m := fdt.Machine{CPUs: c.CPUs, PowerOff: &fdt.PowerOff{Base: powerOffBase, Value: 1}}
+	for i, d := range c.Virtio {
+		m.Virtio = append(m.Virtio, fdt.VirtioMMIO{
+			Base: virtioBase + uint64(i)*virtioStride, Size: virtio.MMIOSize,
+			Pin: fdt.FirstPin + i, Trigger: fdt.EdgeRising, GPIO: d.GPIO,
+		})
+	}
+	m.LEDs, m.Keys = c.LEDs, c.Keys
+	dtb, err := m.DTB()
+	if err != nil {
+		return boot.SetupData{}, fmt.Errorf("device tree: %w", err)
+	}
+	return boot.SetupData{Type: boot.SetupDTB, Data: dtb}, nil
+}
+
+// attachVirtio puts each virtio device on the MMIO bus with an irqfd for
+// its interrupt and an ioeventfd per queue for its notifications, falling
+// back to plain MMIO exits and KVM_IRQ_LINE where KVM lacks them.
+func (vm *VM) attachVirtio(devs []VirtioDevice) error {
+	if len(devs) > MaxVirtio {
+		return fmt.Errorf("%d virtio devices: at most %d", len(devs), MaxVirtio)
+	}
+	for i, d := range devs {
+		base := virtioBase + uint64(i)*virtioStride
+		gsi := uint32(fdt.FirstPin + i)
+		raise := func() { vm.setIRQ(gsi, true); vm.setIRQ(gsi, false) }
+		if f, err := vm.IRQFD(gsi); err == nil {
+			vm.files = append(vm.files, f)
+			one := binary.LittleEndian.AppendUint64(nil, 1)
+			raise = func() { _, _ = f.Write(one) }
+		}
+		t := virtio.NewMMIO(d.Device, &vm.mem, raise)
+		vm.mmio.Add(base, virtio.MMIOSize, t)
+		vm.transports = append(vm.transports, t)
+		for q := range d.Device.QueueMaxSizes() {
+			f, err := vm.IOEventFD(base+virtio.RegQueueNotify, uint32(q))
+			if err != nil {
+				continue // the notify then exits to the vCPU loop
+			}
+			vm.files = append(vm.files, f)
+			go waitEventFD(f, func() { t.Notify(q) })
+		}
+	}
+	// syscon-poweroff writes its value here; it must read back as 0 or the
+	// kernel's regmap_update_bits skips the write.
+	vm.mmio.Add(powerOffBase, 4, portFunc{write: func(off uint64, d []byte) {
+		if off == 0 && d[0] != 0 {
+			vm.stop(nil)
+		}
+	}})
+	return nil
+}
+
+// waitEventFD calls f each time the eventfd is signalled, until it is
+// closed.
+func waitEventFD(e *os.File, f func()) {
+	buf := make([]byte, 8)
+	for {
+		if _, err := e.Read(buf); err != nil {
+			return
+		}
+		f()
+	}
+}

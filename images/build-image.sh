@@ -14,7 +14,7 @@ LOG=$GVMM_CACHE/image-build.log
 need_pkgs linux-source-6.1 busybox-static gpiod libgpiod2 build-essential \
 	flex bison bc libelf-dev cpio xz-utils gzip
 kver=$(pkg_version linux-source-6.1)
-hash=$(inputs_hash "$here/kernel.config" "$here/init" "$here/poweroff" \
+hash=$(inputs_hash "$here/kernel.config" "$here/init" \
 	"$here/build-image.sh" -- "$kver" "$(pkg_version busybox-static)" \
 	"$(pkg_version gpiod)" "$(pkg_version libgpiod2)" "$(pkg_version libc6)")
 out=$GVMM_CACHE/image-$hash
@@ -41,8 +41,11 @@ configure() {
 	for opt in $(sed -n 's/^\(CONFIG_[A-Z0-9_]*\)=y$/\1/p' "$here/kernel.config"); do
 		grep -qx "$opt=y" "$src/.config" || dropped="$dropped $opt"
 	done
+	for opt in $(sed -n 's/^# \(CONFIG_[A-Z0-9_]*\) is not set$/\1/p' "$here/kernel.config"); do
+		grep -qx "$opt=[ym]" "$src/.config" && dropped="$dropped $opt(still on)"
+	done
 	if [ -n "$dropped" ]; then
-		echo "kernel config: options of images/kernel.config not =y after olddefconfig:$dropped"
+		echo "kernel config: options of images/kernel.config not as asked after olddefconfig:$dropped"
 		return 1
 	fi
 }
@@ -57,7 +60,6 @@ initramfs() {
 	for a in $("$r/bin/busybox" --list-full); do
 		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
 	done
-	for f in poweroff halt; do rm -f "$r/sbin/$f"; cp "$here/poweroff" "$r/sbin/$f"; done
 	cp "$here/init" "$r/init"
 	for t in gpiodetect gpioinfo gpioget gpioset gpiomon gpiofind; do
 		cp "/usr/bin/$t" "$r/usr/bin/$t"

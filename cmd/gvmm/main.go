@@ -90,7 +90,7 @@ func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
 		f.mem = n
 		return err
 	})
-	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
+	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
 	fs.Func("gpio", "add a virtio-gpio controller with a simulated `bank` of lines: sim:N, or\nsim:N,names=a,b,c to name the first lines; repeat for more controllers", func(s string) error {
 		g, err := parseGPIO(s)
 		f.gpios = append(f.gpios, g)
@@ -128,8 +128,11 @@ Examples:
 	if f.mem < vmm.MinMemory {
 		return nil, fmt.Errorf("--mem %dM is too little: the guest needs at least %dM", f.mem>>20, vmm.MinMemory>>20)
 	}
-	if f.cpus < 1 || f.cpus > 64 {
-		return nil, fmt.Errorf("--cpus %d: want 1 to 64", f.cpus)
+	if f.cpus != 1 {
+		// A second vCPU stops with KVM_EXIT_UNKNOWN when the guest starts
+		// it (seen under the nested test host); until that is understood
+		// gvmm boots one.
+		return nil, fmt.Errorf("--cpus %d: gvmm boots exactly 1 vCPU for now", f.cpus)
 	}
 	if len(f.gpios) > vmm.MaxVirtio {
 		return nil, fmt.Errorf("%d --gpio controllers: at most %d", len(f.gpios), vmm.MaxVirtio)

@@ -170,6 +170,13 @@ func TestBadInput(t *testing.T) {
 		{"too little memory", []string{"run", "--mem", "1M"}, 2, "--mem 1M is too little"},
 		{"zero cpus", []string{"run", "--cpus", "0"}, 2, "--cpus 0"},
 		{"stray argument", []string{"run", "bzImage"}, 2, `unexpected argument "bzImage"`},
+		{"gpio host lines not yet", []string{"run", "--gpio", "chip0:4-7"}, 2, "host lines are not supported yet"},
+		{"gpio zero lines", []string{"run", "--gpio", "sim:0"}, 2, `line count "0"`},
+		{"gpio too many names", []string{"run", "--gpio", "sim:2,names=a,b,c"}, 2, "3 names for 2 lines"},
+		{"gpio unknown option", []string{"run", "--gpio", "sim:2,pull=up"}, 2, `unknown option "pull=up"`},
+		{"gpio duplicate names", []string{"run", "--kernel", "/proc/self/exe", "--gpio", "sim:2,names=a,a"}, 2, "--gpio:"},
+		{"too many controllers", []string{"run", "--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1",
+			"--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1"}, 2, "9 --gpio controllers: at most 8"},
 		{"missing kernel", []string{"run", "--kernel", "/nonexistent/bzImage"}, 1, "kernel /nonexistent/bzImage does not exist"},
 		{"missing initrd", []string{"run", "--kernel", "/proc/self/exe", "--initrd", "/nonexistent.cpio"}, 1, "initrd /nonexistent.cpio does not exist"},
 	}
@@ -186,6 +193,26 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("error is not one line: %q", r.stderr)
 			}
 		})
+	}
+}
+
+// TestGPIOControllers boots with two simulated banks and looks at them with
+// libgpiod's tools through the kernel's own gpio-virtio driver.
+func TestGPIOControllers(t *testing.T) {
+	needKVM(t)
+	r := gvmmRun(t, "boot with two GPIO banks, gpiodetect and gpioinfo", "run", "--append", quietCmdline,
+		"--gpio", "sim:8,names=led0,led1,btn0", "--gpio", "sim:4",
+		"--cmd", "gpiodetect && gpioinfo gpiochip0 && gpioset gpiochip0 1=1 && gpioget gpiochip0 2")
+	if r.status != 0 {
+		t.Fatalf("exit status %d\nconsole:\n%s\nstderr: %s", r.status, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"gpiochip0 [virtio0] (8 lines)", "gpiochip1 [virtio1] (4 lines)",
+		`line   0:       "led0"`, `line   2:       "btn0"`, "line   3:      unnamed",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("console lacks %q:\n%s", want, r.stdout)
+		}
 	}
 }
 

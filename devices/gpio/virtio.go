@@ -117,16 +117,16 @@ func (d *Device) Reset() {
 	d.reqQ, d.evQ = nil, nil
 }
 
-// serve runs drain once (buffers may be waiting already) and again on
-// every notification of queue q.
+// serve runs drain on every notification of queue q. The driver notifies
+// after making buffers available (we never set VIRTQ_USED_F_NO_NOTIFY).
 func (d *Device) serve(ctx context.Context, q int, drain func()) {
 	for {
-		drain()
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.kicks[q]:
 		}
+		drain()
 	}
 }
 

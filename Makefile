@@ -32,7 +32,7 @@ l1:
 	else images/l1/build-l1.sh >/dev/null; fi
 
 run: build image l1
-	@$(L1EXEC) $(CURDIR)/bin/gvmm run
+	@$(L1EXEC) $(CURDIR)/bin/gvmm run --gpio sim:8,names=led0,led1,btn0
 
 test: lint unit guest-test
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gvmm/gvmm/devices/gpio"
+	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/internal/term"
 	"github.com/gvmm/gvmm/vmm"
 )
@@ -23,6 +26,7 @@ const usage = `gvmm - a small KVM virtual machine monitor with virtio-gpio
 
 Usage:
   gvmm run [flags]     boot a Linux guest with its console on this terminal
+  gvmm gpio COMMAND    drive and watch the simulated GPIO banks of a running gvmm
   gvmm help            show this help
 
 Run 'gvmm run --help' for the flags of run.
@@ -45,6 +49,8 @@ func gvmm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runCmd(args[1:], stdin, stdout, stderr)
+	case "gpio":
+		return gpioCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -71,6 +77,7 @@ func imageDir() string {
 
 type runFlags struct {
 	kernel, initrd, cmdline, cmd string
+	control                      string
 	mem                          uint64
 	cpus                         int
 	gpios                        []gpioSpec
@@ -90,6 +97,7 @@ func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
 		f.mem = n
 		return err
 	})
+	fs.StringVar(&f.control, "control", "", "serve the simulated GPIO banks on a Unix socket at `path`\n(see 'gvmm gpio --help')")
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
 	fs.Func("gpio", "add a virtio-gpio controller with a simulated `bank` of lines: sim:N, or\nsim:N,names=a,b,c to name the first lines; repeat for more controllers", func(s string) error {
 		g, err := parseGPIO(s)
@@ -202,6 +210,7 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	var devs []vmm.VirtioDevice
+	var banks []*gpio.Sim
 	for _, g := range f.gpios {
 		sim, dev, err := newGPIO(g)
 		if err != nil {
@@ -210,6 +219,17 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		defer sim.Close()
 		devs = append(devs, dev)
+		banks = append(banks, sim)
+	}
+	if f.control != "" {
+		l, err := net.Listen("unix", f.control)
+		if err != nil {
+			fmt.Fprintf(stderr, "gvmm: --control: %v\n", err)
+			return 1
+		}
+		defer os.Remove(f.control)
+		defer l.Close()
+		go func() { _ = (&control.Server{Banks: banks}).Serve(l) }()
 	}
 	vm, err := vmm.New(vmm.Config{
 		Kernel: kernel, Initrd: initrd, Cmdline: f.cmdline,

@@ -14,11 +14,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/vmm"
 )
 
@@ -234,4 +236,97 @@ func TestHelp(t *testing.T) {
 	if r.status != 0 {
 		t.Errorf("status %d", r.status)
 	}
+}
+
+// TestGPIOHostAndGuest drives a simulated bank from both sides while the
+// guest runs: the guest's gpioset is seen through the control surface, the
+// host's input is read by the guest's gpioget, and every edge the host
+// injects reaches the guest's gpiomon.
+func TestGPIOHostAndGuest(t *testing.T) {
+	needKVM(t)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	sock := filepath.Join(t.TempDir(), "gvmm.sock")
+	script := `gpioset --mode=signal gpiochip0 1=1 &
+until [ "$(gpioget gpiochip0 2)" = 1 ]; do sleep 0.1; done
+echo GUEST-SAW-HIGH
+gpiomon --num-events=4 gpiochip0 3
+echo GUEST-MON-DONE`
+	cmd := command(ctx, "run", "--append", quietCmdline, "--gpio", "sim:4", "--control", sock, "--cmd", script)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	waitLine := func(step, want string) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("step %q: console ended before %q; stderr: %s", step, want, stderr.String())
+				}
+				if strings.Contains(l, want) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("step %q: timed out waiting for %q", step, want)
+			}
+		}
+	}
+	// waitState polls the control surface until cond holds for the line.
+	waitState := func(step string, cl *control.Client, line int, cond func(control.Line) bool) {
+		t.Helper()
+		for ctx.Err() == nil {
+			r, err := cl.Do(control.Request{Op: "get", Line: line})
+			if err == nil && cond(*r.Line) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("step %q: timed out", step)
+	}
+
+	var cl *control.Client
+	for cl == nil {
+		if cl, err = control.Dial(sock); err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("step 'connect to the control socket': %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	defer cl.Close()
+
+	waitState("guest gpioset drives line 1 high", cl, 1, func(l control.Line) bool {
+		return l.Direction == "out" && l.Output == 1 && l.Level == 1
+	})
+	if _, err := cl.Do(control.Request{Op: "set", Line: 2, Value: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitLine("guest gpioget reads the host's input", "GUEST-SAW-HIGH")
+
+	// gpiomon has enabled both edges on line 3 once the irq type shows.
+	waitState("gpiomon enables line 3's interrupt", cl, 3, func(l control.Line) bool { return l.IRQType != "NONE" })
+	for i, v := range []uint8{1, 0, 1, 0} {
+		if _, err := cl.Do(control.Request{Op: "set", Line: 3, Value: v}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[uint8]string{1: "RISING EDGE", 0: "FALLING EDGE"}[v]
+		waitLine(fmt.Sprintf("edge %d reaches gpiomon", i+1), want)
+	}
+	waitLine("gpiomon exits after 4 events", "GUEST-MON-DONE")
 }

@@ -1,0 +1,193 @@
+// Package control is the host-side control surface of simulated GPIO
+// banks: a Unix socket speaking JSON lines, served by `gvmm run --control
+// PATH` and used by `gvmm gpio get|set|watch` (or any client: socat, a
+// test, a script).
+//
+// Each request is one JSON object on one line; each answer is one line:
+//
+//	{"op":"get","bank":0,"line":3}           → {"ok":true,"line":{...LineState...}}
+//	{"op":"set","bank":0,"line":2,"value":1} → {"ok":true}    (drives an input)
+//	{"op":"list"}                            → {"ok":true,"banks":[[...LineState...],...]}
+//	{"op":"watch","bank":0}                  → {"ok":true}, then one Event per change
+//
+// A failed request answers {"ok":false,"error":"..."}. watch streams until
+// the client closes the connection. Banks are numbered in --gpio order.
+package control
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gvmm/gvmm/devices/gpio"
+)
+
+// Request is one client request.
+type Request struct {
+	Op    string `json:"op"`
+	Bank  int    `json:"bank"`
+	Line  int    `json:"line"`
+	Value uint8  `json:"value"`
+}
+
+// Line is the state of one line as the control surface reports it.
+type Line struct {
+	Line      int    `json:"line"`
+	Name      string `json:"name,omitempty"`
+	Direction string `json:"direction"`
+	Output    uint8  `json:"output"`
+	Input     uint8  `json:"input"`
+	Level     uint8  `json:"level"`
+	IRQType   string `json:"irq"`
+}
+
+// Event is one change streamed by watch.
+type Event struct {
+	Time  time.Time `json:"time"`
+	Bank  int       `json:"bank"`
+	Line  int       `json:"line"`
+	Kind  string    `json:"kind"` // direction, output, input or irq
+	From  string    `json:"from"`
+	To    string    `json:"to"`
+	Level uint8     `json:"level"`
+}
+
+// Response answers a request.
+type Response struct {
+	OK    bool     `json:"ok"`
+	Error string   `json:"error,omitempty"`
+	Line  *Line    `json:"line,omitempty"`
+	Banks [][]Line `json:"banks,omitempty"`
+}
+
+func lineOf(s gpio.LineState) Line {
+	return Line{Line: s.Line, Name: s.Name, Direction: s.Direction.String(), Output: s.Output,
+		Input: s.Input, Level: s.Level, IRQType: s.IRQType.String()}
+}
+
+func eventOf(bank int, c gpio.Change) Event {
+	from, to := fmt.Sprint(c.From), fmt.Sprint(c.To)
+	switch c.Kind {
+	case gpio.ChangeDirection:
+		from, to = gpio.Direction(c.From).String(), gpio.Direction(c.To).String()
+	case gpio.ChangeIRQType:
+		from, to = gpio.IRQType(c.From).String(), gpio.IRQType(c.To).String()
+	}
+	return Event{Time: c.Time, Bank: bank, Line: c.Line, Kind: c.Kind.String(), From: from, To: to, Level: c.Level}
+}
+
+// Server serves the banks on a listener.
+type Server struct {
+	Banks []*gpio.Sim
+	wg    sync.WaitGroup
+}
+
+// Serve accepts connections until l is closed.
+func (s *Server) Serve(l net.Listener) error {
+	defer s.wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.conn(c) }()
+	}
+}
+
+func (s *Server) conn(c net.Conn) {
+	defer c.Close()
+	sc := bufio.NewScanner(c)
+	enc := json.NewEncoder(c)
+	for sc.Scan() {
+		var req Request
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			_ = enc.Encode(Response{Error: "bad request: " + err.Error()})
+			continue
+		}
+		if req.Op == "watch" {
+			s.watch(c, sc, enc, req)
+			return
+		}
+		if enc.Encode(s.do(req)) != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) bank(i int) (*gpio.Sim, error) {
+	if i < 0 || i >= len(s.Banks) {
+		return nil, fmt.Errorf("no bank %d: there are %d (numbered from 0 in --gpio order)", i, len(s.Banks))
+	}
+	return s.Banks[i], nil
+}
+
+func (s *Server) do(req Request) Response {
+	if req.Op == "list" {
+		var banks [][]Line
+		for _, b := range s.Banks {
+			var ls []Line
+			for _, st := range b.Snapshot() {
+				ls = append(ls, lineOf(st))
+			}
+			banks = append(banks, ls)
+		}
+		return Response{OK: true, Banks: banks}
+	}
+	b, err := s.bank(req.Bank)
+	if err != nil {
+		return Response{Error: err.Error()}
+	}
+	switch req.Op {
+	case "get":
+		st, err := b.Line(req.Line)
+		if err != nil {
+			return Response{Error: err.Error()}
+		}
+		l := lineOf(st)
+		return Response{OK: true, Line: &l}
+	case "set":
+		if err := b.SetInput(req.Line, req.Value); err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true}
+	}
+	return Response{Error: fmt.Sprintf("unknown op %q (want get, set, list or watch)", req.Op)}
+}
+
+// watch streams the bank's changes until the client hangs up.
+func (s *Server) watch(c net.Conn, sc *bufio.Scanner, enc *json.Encoder, req Request) {
+	b, err := s.bank(req.Bank)
+	if err != nil {
+		_ = enc.Encode(Response{Error: err.Error()})
+		return
+	}
+	changes, cancel := b.Watch()
+	defer cancel()
+	if enc.Encode(Response{OK: true}) != nil {
+		return
+	}
+	gone := make(chan struct{})
+	go func() {
+		for sc.Scan() { // the client says nothing more; EOF means it left
+		}
+		close(gone)
+	}()
+	for {
+		select {
+		case ch, ok := <-changes:
+			if !ok || enc.Encode(eventOf(req.Bank, ch)) != nil {
+				return
+			}
+		case <-gone:
+			return
+		}
+	}
+}

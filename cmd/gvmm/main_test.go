@@ -69,6 +69,64 @@ func gvmmRun(t *testing.T, step string, args ...string) result {
 	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
 }
 
+// running is a gvmm started in the background whose console is read line
+// by line.
+type running struct {
+	t      *testing.T
+	ctx    context.Context
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr bytes.Buffer
+}
+
+func start(t *testing.T, ctx context.Context, args ...string) *running {
+	t.Helper()
+	r := &running{t: t, ctx: ctx, cmd: command(ctx, args...), lines: make(chan string, 1000)}
+	out, err := r.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cmd.Stderr = &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			r.lines <- sc.Text()
+		}
+		close(r.lines)
+	}()
+	return r
+}
+
+// waitLine waits for a console line containing want; step names what the
+// test is doing, for the failure message.
+func (r *running) waitLine(step, want string) {
+	r.t.Helper()
+	for {
+		select {
+		case l, ok := <-r.lines:
+			if !ok {
+				r.t.Fatalf("step %q: console ended before %q; stderr: %s", step, want, r.stderr.String())
+			}
+			if strings.Contains(l, want) {
+				return
+			}
+		case <-r.ctx.Done():
+			r.t.Fatalf("step %q: timed out waiting for %q", step, want)
+		}
+	}
+}
+
+// wait reads the console to its end and waits for gvmm to exit.
+func (r *running) wait() int {
+	for range r.lines {
+	}
+	_ = r.cmd.Wait()
+	return r.cmd.ProcessState.ExitCode()
+}
+
 func needKVM(t *testing.T) {
 	t.Helper()
 	if err := vmm.CheckHost(); err != nil {
@@ -120,37 +178,20 @@ func TestSignalStopsGuest(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 			defer cancel()
-			cmd := command(ctx, "run", "--append", quietCmdline, "--cmd", "echo GUEST-UP; sleep 1000")
-			out, err := cmd.StdoutPipe()
-			if err != nil {
+			r := start(t, ctx, "run", "--append", quietCmdline, "--cmd", "echo GUEST-UP; sleep 1000")
+			r.waitLine("wait for the guest to start its command", "GUEST-UP")
+			if err := r.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(out)
-			up := false
-			for !up && sc.Scan() {
-				up = strings.Contains(sc.Text(), "GUEST-UP")
-			}
-			if !up {
-				t.Fatalf("step 'wait for the guest to start its command': console ended or timed out; stderr: %s", stderr.String())
-			}
-			if err := cmd.Process.Signal(sig); err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, out)
-			_ = cmd.Wait()
+			status := r.wait()
 			if ctx.Err() != nil {
 				t.Fatalf("step 'stop on %v': timed out", sig)
 			}
-			if got, want := cmd.ProcessState.ExitCode(), 128+int(sig); got != want {
-				t.Errorf("exit status %d, want %d; stderr: %s", got, want, stderr.String())
+			if want := 128 + int(sig); status != want {
+				t.Errorf("exit status %d, want %d; stderr: %s", status, want, r.stderr.String())
 			}
-			if want := fmt.Sprintf("gvmm: stopped by %v", sig); !strings.Contains(stderr.String(), want) {
-				t.Errorf("stderr %q does not say %q", stderr.String(), want)
+			if want := fmt.Sprintf("gvmm: stopped by %v", sig); !strings.Contains(r.stderr.String(), want) {
+				t.Errorf("stderr %q does not say %q", r.stderr.String(), want)
 			}
 		})
 	}
@@ -252,41 +293,9 @@ until [ "$(gpioget gpiochip0 2)" = 1 ]; do sleep 0.1; done
 echo GUEST-SAW-HIGH
 gpiomon --num-events=4 gpiochip0 3
 echo GUEST-MON-DONE`
-	cmd := command(ctx, "run", "--append", quietCmdline, "--gpio", "sim:4", "--control", sock, "--cmd", script)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	waitLine := func(step, want string) {
-		t.Helper()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("step %q: console ended before %q; stderr: %s", step, want, stderr.String())
-				}
-				if strings.Contains(l, want) {
-					return
-				}
-			case <-ctx.Done():
-				t.Fatalf("step %q: timed out waiting for %q", step, want)
-			}
-		}
-	}
+	r := start(t, ctx, "run", "--append", quietCmdline, "--gpio", "sim:4", "--control", sock, "--cmd", script)
+	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
+	waitLine := r.waitLine
 	// waitState polls the control surface until cond holds for the line.
 	waitState := func(step string, cl *control.Client, line int, cond func(control.Line) bool) {
 		t.Helper()
@@ -301,6 +310,7 @@ echo GUEST-MON-DONE`
 	}
 
 	var cl *control.Client
+	var err error
 	for cl == nil {
 		if cl, err = control.Dial(sock); err != nil {
 			if ctx.Err() != nil {

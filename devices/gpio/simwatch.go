@@ -43,15 +43,21 @@ type Change struct {
 	Level uint8
 }
 
-// String formats c as, for example, "line 3 output 0→1 level 1 at 15:04:05.000000".
-func (c Change) String() string {
-	from, to := fmt.Sprint(c.From), fmt.Sprint(c.To)
+// Values returns From and To as text: direction and irq type names, or
+// levels as digits.
+func (c Change) Values() (from, to string) {
 	switch c.Kind {
 	case ChangeDirection:
-		from, to = Direction(c.From).String(), Direction(c.To).String()
+		return Direction(c.From).String(), Direction(c.To).String()
 	case ChangeIRQType:
-		from, to = IRQType(c.From).String(), IRQType(c.To).String()
+		return IRQType(c.From).String(), IRQType(c.To).String()
 	}
+	return fmt.Sprint(c.From), fmt.Sprint(c.To)
+}
+
+// String formats c as, for example, "line 3 output 0→1 level 1 at 15:04:05.000000".
+func (c Change) String() string {
+	from, to := c.Values()
 	return fmt.Sprintf("line %d %s %s→%s level %d at %s",
 		c.Line, c.Kind, from, to, c.Level, c.Time.Format("15:04:05.000000"))
 }

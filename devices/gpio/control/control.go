@@ -70,13 +70,7 @@ func lineOf(s gpio.LineState) Line {
 }
 
 func eventOf(bank int, c gpio.Change) Event {
-	from, to := fmt.Sprint(c.From), fmt.Sprint(c.To)
-	switch c.Kind {
-	case gpio.ChangeDirection:
-		from, to = gpio.Direction(c.From).String(), gpio.Direction(c.To).String()
-	case gpio.ChangeIRQType:
-		from, to = gpio.IRQType(c.From).String(), gpio.IRQType(c.To).String()
-	}
+	from, to := c.Values()
 	return Event{Time: c.Time, Bank: bank, Line: c.Line, Kind: c.Kind.String(), From: from, To: to, Level: c.Level}
 }
 

@@ -159,8 +159,11 @@ func (v *vcpu) run() error {
 		default:
 			return fmt.Errorf("vCPU %d: unexpected exit %v", v.id, kvm.ExitType(v.kr.ExitReason))
 		}
-		if ch := v.dump.Swap(nil); ch != nil {
-			*ch <- fmt.Sprintf("vCPU %d: %s", v.id, v.regsString())
+		// A plain load on every exit; the swap only when a dump was asked.
+		if v.dump.Load() != nil {
+			if ch := v.dump.Swap(nil); ch != nil {
+				*ch <- fmt.Sprintf("vCPU %d: %s", v.id, v.regsString())
+			}
 		}
 	}
 	return nil

@@ -49,6 +49,13 @@
 //     for each key's interrupt, which works only when the device offers
 //     VIRTIO_GPIO_F_IRQ; gpio-leds sets its lines during probe and waits
 //     for the device's answer, so the device must be serving by then.
+//     An interrupt-only key has interrupt-parent (the gpio node) and
+//     interrupts = <line IRQ_TYPE_*> instead of gpios:
+//     irq_of_parse_and_map() maps it through gpiolib's irq domain
+//     (irq_domain_xlate_twocell), which sets the trigger, and gpio-keys
+//     requests it without trigger flags. Such a key does not defer by
+//     itself (no GPIO lookup); fw_devlink's link from the interrupts
+//     property to the gpio node keeps gpio-keys waiting for the chip.
 //   - syscon@base and poweroff (syscon-poweroff): the power-off driver
 //     looks up the syscon's regmap by the regmap phandle and installs
 //     pm_power_off, which does regmap_update_bits(offset, ~0, value): it

@@ -25,5 +25,5 @@ func ExampleMachine_DTB() {
 		log.Fatal(err)
 	}
 	fmt.Printf("magic %#x, %d bytes\n", dtb[:4], len(dtb))
-	// Output: magic 0xd00dfeed, 1220 bytes
+	// Output: magic 0xd00dfeed, 1254 bytes
 }

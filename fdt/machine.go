@@ -132,13 +132,33 @@ type LED struct {
 }
 
 // Key is one key of the gpio-keys device
-// (Documentation/devicetree/bindings/input/gpio-keys.yaml). gpio-keys
-// gets the key's interrupt with gpiod_to_irq, so the controller must
-// offer interrupts (GPIOController.NoIRQ false).
+// (Documentation/devicetree/bindings/input/gpio-keys.yaml). Either way the
+// key needs the controller's interrupts (GPIOController.NoIRQ false).
+//
+// A GPIO key (Interrupt TriggerDefault) has `gpios = <&ctrl line flags>`:
+// gpio-keys gets its interrupt with gpiod_to_irq, on both edges, and
+// reads the line for the key's state.
+//
+// An interrupt-only key (Interrupt set) has `interrupt-parent = <&ctrl>`
+// and `interrupts = <line type>` instead, and no GPIO: gpio-keys
+// (gpio_keys_irq_isr) reports a press at the first interrupt and the
+// release debounce-interval ms (5 by default) after the last one; with an
+// interval of 0 it reports a press and a release at each interrupt. With a
+// level trigger the interrupt repeats while the line stays asserted, so
+// the key stays pressed as long as each repeat comes within the interval.
 type Key struct {
 	Label string // descriptive name, optional
 	Code  uint32 // linux,code: an input event code, 1..KEY_MAX
-	GPIO  GPIORef
+	// GPIO is the key's line. ActiveLow must be false for an
+	// interrupt-only key (there is no GPIO to invert).
+	GPIO GPIORef
+	// Interrupt, if not TriggerDefault, makes the key interrupt-only with
+	// this trigger (interrupts' type cell, IRQ_TYPE_* in
+	// dt-bindings/interrupt-controller/irq.h).
+	Interrupt Trigger
+	// DebounceInterval, if set, is debounce-interval in ms; nil leaves it
+	// out and gpio-keys uses 5.
+	DebounceInterval *uint32
 }
 
 // PowerOff describes a syscon-poweroff device: on power-off the guest
@@ -182,6 +202,24 @@ func (t Trigger) cell() (uint32, bool) {
 		return 1, true
 	case LevelLow:
 		return 2, true
+	}
+	return 0, false
+}
+
+// irqType returns the trigger as an IRQ_TYPE_* value
+// (dt-bindings/interrupt-controller/irq.h), the type cell of a GPIO
+// controller's two-cell interrupt specifier (irq_domain_xlate_twocell).
+// TriggerDefault has none: for a Key it means "not interrupt-only".
+func (t Trigger) irqType() (uint32, bool) {
+	switch t {
+	case EdgeRising:
+		return 1, true
+	case EdgeFalling:
+		return 2, true
+	case LevelHigh:
+		return 4, true
+	case LevelLow:
+		return 8, true
 	}
 	return 0, false
 }
@@ -351,17 +389,30 @@ func (m *Machine) plan() (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !c.irq {
-			return nil, fmt.Errorf("fdt: %s: controller %s has NoIRQ, gpio-keys needs its interrupts: %w", what, c.label, ErrGPIO)
-		}
-		if k.Code == 0 || k.Code > keyMax {
-			return nil, fmt.Errorf("fdt: %s: code %d not in 1..%d: %w", what, k.Code, keyMax, ErrValue)
-		}
-		if err := validString(what+" label", k.Label); err != nil {
+		if err := validKey(what, k, c); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
+}
+
+// validKey checks what ref does not: the key's code, label and interrupt.
+func validKey(what string, k Key, c *controller) error {
+	if !c.irq {
+		return fmt.Errorf("fdt: %s: controller %s has NoIRQ, gpio-keys needs its interrupts: %w", what, c.label, ErrGPIO)
+	}
+	if k.Code == 0 || k.Code > keyMax {
+		return fmt.Errorf("fdt: %s: code %d not in 1..%d: %w", what, k.Code, keyMax, ErrValue)
+	}
+	if k.Interrupt != TriggerDefault {
+		if _, ok := k.Interrupt.irqType(); !ok {
+			return fmt.Errorf("fdt: %s: interrupt trigger %v: %w", what, k.Interrupt, ErrValue)
+		}
+		if k.GPIO.ActiveLow {
+			return fmt.Errorf("fdt: %s: an interrupt-only key cannot be active low: %w", what, ErrValue)
+		}
+	}
+	return validString(what+" label", k.Label)
 }
 
 func validController(g *GPIOController, n int, what string) (controller, error) {
@@ -460,46 +511,8 @@ func (m *Machine) DTB() ([]byte, error) {
 		w.EndNode()
 	}
 
-	gpios := func(r GPIORef) {
-		var flags uint32
-		if r.ActiveLow {
-			flags = GPIOActiveLow
-		}
-		w.PropertyU32("gpios", p.byLabel[r.Controller].phandle, uint32(r.Line), flags)
-	}
-	if len(m.LEDs) > 0 {
-		w.BeginNode("leds")
-		w.PropertyString("compatible", "gpio-leds")
-		for i, l := range m.LEDs {
-			w.BeginNode(fmt.Sprintf("led-%d", i))
-			if l.Label != "" {
-				w.PropertyString("label", l.Label)
-			}
-			gpios(l.GPIO)
-			if l.DefaultState != "" {
-				w.PropertyString("default-state", l.DefaultState)
-			}
-			if l.Trigger != "" {
-				w.PropertyString("linux,default-trigger", l.Trigger)
-			}
-			w.EndNode()
-		}
-		w.EndNode()
-	}
-	if len(m.Keys) > 0 {
-		w.BeginNode("keys")
-		w.PropertyString("compatible", "gpio-keys")
-		for i, k := range m.Keys {
-			w.BeginNode(fmt.Sprintf("key-%d", i))
-			if k.Label != "" {
-				w.PropertyString("label", k.Label)
-			}
-			w.PropertyU32("linux,code", k.Code)
-			gpios(k.GPIO)
-			w.EndNode()
-		}
-		w.EndNode()
-	}
+	p.writeLEDs(w, m.LEDs)
+	p.writeKeys(w, m.Keys)
 	if po := m.PowerOff; po != nil {
 		w.BeginNode(fmt.Sprintf("syscon@%x", po.Base))
 		w.PropertyString("compatible", "gvmm,poweroff-syscon", "syscon")
@@ -526,4 +539,71 @@ func (m *Machine) DTB() ([]byte, error) {
 
 	w.EndNode()
 	return w.Finish()
+}
+
+// writeGPIOs writes a consumer's `gpios = <&ctrl line flags>`.
+func (p *plan) writeGPIOs(w *Writer, r GPIORef) {
+	var flags uint32
+	if r.ActiveLow {
+		flags = GPIOActiveLow
+	}
+	w.PropertyU32("gpios", p.byLabel[r.Controller].phandle, uint32(r.Line), flags)
+}
+
+// writeLEDs writes the gpio-leds node, if there are LEDs.
+func (p *plan) writeLEDs(w *Writer, leds []LED) {
+	if len(leds) == 0 {
+		return
+	}
+	w.BeginNode("leds")
+	w.PropertyString("compatible", "gpio-leds")
+	for i, l := range leds {
+		w.BeginNode(fmt.Sprintf("led-%d", i))
+		if l.Label != "" {
+			w.PropertyString("label", l.Label)
+		}
+		p.writeGPIOs(w, l.GPIO)
+		if l.DefaultState != "" {
+			w.PropertyString("default-state", l.DefaultState)
+		}
+		if l.Trigger != "" {
+			w.PropertyString("linux,default-trigger", l.Trigger)
+		}
+		// Linux shuts the virtio device down (virtio_dev_shutdown breaks
+		// its queues) before gpio-leds, whose shutdown would then switch
+		// each LED off through a broken queue: "failed to add request to
+		// vq" at every poweroff. The LED keeps its state instead; the
+		// device's reset at poweroff releases the line anyway.
+		w.PropertyEmpty("retain-state-shutdown")
+		w.EndNode()
+	}
+	w.EndNode()
+}
+
+// writeKeys writes the gpio-keys node, if there are keys: each a GPIO key
+// (gpios) or an interrupt-only key (interrupt-parent and interrupts).
+func (p *plan) writeKeys(w *Writer, keys []Key) {
+	if len(keys) == 0 {
+		return
+	}
+	w.BeginNode("keys")
+	w.PropertyString("compatible", "gpio-keys")
+	for i, k := range keys {
+		w.BeginNode(fmt.Sprintf("key-%d", i))
+		if k.Label != "" {
+			w.PropertyString("label", k.Label)
+		}
+		w.PropertyU32("linux,code", k.Code)
+		if typ, ok := k.Interrupt.irqType(); ok {
+			w.PropertyU32("interrupt-parent", p.byLabel[k.GPIO.Controller].phandle)
+			w.PropertyU32("interrupts", uint32(k.GPIO.Line), typ)
+		} else {
+			p.writeGPIOs(w, k.GPIO)
+		}
+		if k.DebounceInterval != nil {
+			w.PropertyU32("debounce-interval", *k.DebounceInterval)
+		}
+		w.EndNode()
+	}
+	w.EndNode()
 }

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/gvmm/gvmm/internal/dtctest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.dts from dtc's decompilation of the generated trees")
@@ -15,6 +16,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.dts from dtc's decom
 func bank(base uint64, pin int, g GPIOController) VirtioMMIO {
 	return VirtioMMIO{Base: base, Pin: pin, GPIO: &g}
 }
+
+// ms returns a debounce interval.
+func ms(v uint32) *uint32 { return &v }
 
 // goldens are the machines whose trees are checked in as testdata/NAME.dts.
 var goldens = []struct {
@@ -47,6 +51,17 @@ var goldens = []struct {
 			{Code: 28, GPIO: GPIORef{Controller: "board", Line: 7}},
 		},
 	}},
+	{"irq-keys", Machine{
+		CPUs:   1,
+		Virtio: []VirtioMMIO{bank(0xd0000000, 16, GPIOController{Lines: 8})},
+		Keys: []Key{
+			{Code: 116, GPIO: GPIORef{Controller: "gpio0", Line: 0, ActiveLow: true}, DebounceInterval: ms(20)},
+			{Label: "level", Code: 28, GPIO: GPIORef{Controller: "gpio0", Line: 1}, Interrupt: LevelHigh, DebounceInterval: ms(100)},
+			{Code: 1, GPIO: GPIORef{Controller: "gpio0", Line: 2}, Interrupt: LevelLow},
+			{Code: 2, GPIO: GPIORef{Controller: "gpio0", Line: 3}, Interrupt: EdgeRising, DebounceInterval: ms(0)},
+			{Code: 3, GPIO: GPIORef{Controller: "gpio0", Line: 4}, Interrupt: EdgeFalling},
+		},
+	}},
 	{"poweroff", Machine{
 		CPUs:     4,
 		Virtio:   []VirtioMMIO{bank(0xd0000000, 16, GPIOController{Lines: 2})},
@@ -68,23 +83,8 @@ func TestGolden(t *testing.T) {
 			if err != nil || !bytes.Equal(dtb, again) {
 				t.Fatalf("second DTB() differs (err %v)", err)
 			}
-			dts := checkDTB(t, dtb)
-			path := filepath.Join("testdata", g.name+".dts")
-			if *update {
-				if err := os.WriteFile(path, dts, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (go test ./fdt -update creates it)", err)
-			}
-			if !bytes.Equal(dts, want) {
-				t.Errorf("%s differs from dtc's decompilation (%s; see testdata/README.md).\ngot:\n%s", path, dtcVersion(t), dts)
-			}
-			if back := compileDTS(t, want); !bytes.Equal(back, dtb) {
-				t.Errorf("dtc compiles %s to bytes that differ from DTB()'s", path)
-			}
+			dtctest.Golden(t, dtb, filepath.Join("testdata", g.name+".dts"), *update,
+				"go test ./fdt -update; see testdata/README.md")
 		})
 	}
 }
@@ -101,6 +101,21 @@ func TestTriggerCells(t *testing.T) {
 	}
 	if _, ok := Trigger(99).cell(); ok {
 		t.Error("Trigger(99) accepted")
+	}
+}
+
+// TestIRQTypes checks a key's interrupt type cell against IRQ_TYPE_* in
+// include/dt-bindings/interrupt-controller/irq.h.
+func TestIRQTypes(t *testing.T) {
+	for tr, want := range map[Trigger]uint32{EdgeRising: 1, EdgeFalling: 2, LevelHigh: 4, LevelLow: 8} {
+		if got, ok := tr.irqType(); !ok || got != want {
+			t.Errorf("%v: type %d, %v; want %d", tr, got, ok, want)
+		}
+	}
+	for _, tr := range []Trigger{TriggerDefault, 99} {
+		if _, ok := tr.irqType(); ok {
+			t.Errorf("%v has an IRQ type", tr)
+		}
 	}
 }
 
@@ -170,6 +185,22 @@ func TestValidate(t *testing.T) {
 			m.Keys = []Key{{Code: 1, GPIO: ref(0)}}
 		}, ErrGPIO},
 		{"NUL in key label", func(m *Machine) { m.Keys = []Key{{Code: 1, GPIO: ref(0), Label: "\x00"}} }, ErrValue},
+		{"level key", func(m *Machine) {
+			m.Keys = []Key{{Code: 1, GPIO: ref(7), Interrupt: LevelLow, DebounceInterval: ms(0)}}
+		}, nil},
+		{"level key line out of range", func(m *Machine) { m.Keys = []Key{{Code: 1, GPIO: ref(8), Interrupt: LevelHigh}} }, ErrGPIO},
+		{"level key bad trigger", func(m *Machine) { m.Keys = []Key{{Code: 1, GPIO: ref(0), Interrupt: 9}} }, ErrValue},
+		{"level key active low", func(m *Machine) {
+			m.Keys = []Key{{Code: 1, GPIO: GPIORef{Controller: "gpio0", ActiveLow: true}, Interrupt: LevelHigh}}
+		}, ErrValue},
+		{"level key on a controller without IRQs", func(m *Machine) {
+			m.Virtio[0].GPIO.NoIRQ = true
+			m.Keys = []Key{{Code: 1, GPIO: ref(0), Interrupt: LevelHigh}}
+		}, ErrGPIO},
+		{"level key and LED on a line", func(m *Machine) {
+			m.LEDs = []LED{{GPIO: ref(2)}}
+			m.Keys = []Key{{Code: 1, GPIO: ref(2), Interrupt: LevelHigh}}
+		}, ErrGPIO},
 		{"power-off value 0", func(m *Machine) { m.PowerOff = &PowerOff{Base: 0xd0100000} }, ErrValue},
 		{"power-off offset outside", func(m *Machine) { m.PowerOff = &PowerOff{Base: 0xd0100000, Offset: 4, Value: 1} }, ErrRegion},
 		{"power-off unaligned offset", func(m *Machine) { m.PowerOff = &PowerOff{Base: 0xd0100000, Size: 16, Offset: 2, Value: 1} }, ErrRegion},
@@ -189,7 +220,7 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("DTB() = %v, want %v", derr, tc.want)
 			}
 			if err == nil {
-				checkDTB(t, dtb)
+				dtctest.CheckDTB(t, dtb)
 			}
 		})
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/gvmm/gvmm/internal/dtctest"
 )
 
 func TestWriterMatchesDTC(t *testing.T) {
@@ -28,7 +30,7 @@ func TestWriterMatchesDTC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := compileDTS(t, []byte(`/dts-v1/;
+	want := dtctest.CompileDTS(t, []byte(`/dts-v1/;
 / {
 	#address-cells = <1>;
 	#size-cells = <1>;
@@ -47,7 +49,7 @@ func TestWriterMatchesDTC(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("Writer and dtc disagree:\nWriter %x\ndtc    %x", got, want)
 	}
-	checkDTB(t, got)
+	dtctest.CheckDTB(t, got)
 
 	be := binary.BigEndian
 	for _, f := range []struct {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gvmm/gvmm/boot"
 	"github.com/gvmm/gvmm/fdt"
 	"github.com/gvmm/gvmm/virtio"
 )
@@ -33,9 +32,18 @@ func (m *Memory) CheckRange(gpa, n uint64) error {
 	return err
 }
 
-// deviceTree describes the machine for the guest: CPUs, APICs, a power-off
-// register and the virtio devices, passed through setup_data (SETUP_DTB).
-func deviceTree(c *Config) (boot.SetupData, error) {
+// DeviceTree returns the device tree blob (DTB) that New gives a guest
+// with configuration c, through setup_data (SETUP_DTB): c.CPUs CPUs, the
+// local APIC and IO-APIC, the power-off register, a virtio-mmio node for
+// each of c.Virtio (at the address and IO-APIC pin attachVirtio gives it,
+// with its GPIO controller child, if any) and c.LEDs and c.Keys. Nothing
+// else in c matters, and the virtio devices themselves are not looked at:
+// a VirtioDevice with only GPIO set describes the same tree, so a tree can
+// be built without KVM or a guest.
+func DeviceTree(c Config) ([]byte, error) {
+	if len(c.Virtio) > MaxVirtio {
+		return nil, fmt.Errorf("device tree: %d virtio devices: at most %d", len(c.Virtio), MaxVirtio)
+	}
 	m := fdt.Machine{CPUs: c.CPUs, PowerOff: &fdt.PowerOff{Base: powerOffBase, Value: 1}}
 	for i, d := range c.Virtio {
 		m.Virtio = append(m.Virtio, fdt.VirtioMMIO{
@@ -46,9 +54,9 @@ func deviceTree(c *Config) (boot.SetupData, error) {
 	m.LEDs, m.Keys = c.LEDs, c.Keys
 	dtb, err := m.DTB()
 	if err != nil {
-		return boot.SetupData{}, fmt.Errorf("device tree: %w", err)
+		return nil, fmt.Errorf("device tree: %w", err)
 	}
-	return boot.SetupData{Type: boot.SetupDTB, Data: dtb}, nil
+	return dtb, nil
 }
 
 // attachVirtio puts each virtio device on the MMIO bus with an irqfd for

@@ -86,6 +86,12 @@ func New(c Config) (_ *VM, err error) {
 	if c.MemSize < MinMemory {
 		return nil, fmt.Errorf("%d MiB of RAM is too little: at least %d MiB", c.MemSize>>20, MinMemory>>20)
 	}
+	// The device tree first: a mistake in it is the caller's, found
+	// before any KVM work.
+	dtb, err := DeviceTree(c)
+	if err != nil {
+		return nil, err
+	}
 	if err := CheckHost(); err != nil {
 		return nil, err
 	}
@@ -164,13 +170,9 @@ func New(c Config) (_ *VM, err error) {
 	}
 
 	// Kernel, with the device tree.
-	dtb, err := deviceTree(&c)
-	if err != nil {
-		return nil, err
-	}
 	st, err := boot.Load(vm.mem.Regions[0].Host, boot.Config{
 		Kernel: c.Kernel, Initrd: c.Initrd, Cmdline: c.Cmdline, RAM: ram,
-		SetupData: append([]boot.SetupData{dtb}, c.SetupData...),
+		SetupData: append([]boot.SetupData{{Type: boot.SetupDTB, Data: dtb}}, c.SetupData...),
 	})
 	if err != nil {
 		return nil, err

@@ -6,52 +6,89 @@ import (
 	"strings"
 
 	"github.com/gvmm/gvmm/devices/gpio"
+	"github.com/gvmm/gvmm/devices/gpio/cdev"
 	"github.com/gvmm/gvmm/fdt"
-	"github.com/gvmm/gvmm/vmm"
 )
 
-// gpioSpec is one --gpio flag: a bank of lines for one controller.
+// gpioSpec is one --gpio flag: the lines of one controller, a simulated
+// bank or host lines (host != nil).
 type gpioSpec struct {
+	value string // the flag's value, for messages
 	lines int
 	names []string
+	host  *cdev.Spec
 }
 
 // parseGPIO reads "sim:N" or "sim:N,names=a,b,c" (names for the first
-// lines in order; the list takes the rest of the value).
+// lines in order; the list takes the rest of the value), or host lines as
+// cdev.ParseSpec reads them: "chip0:4-7", "gpiochip1:0,3,names=a,b", ...
 func parseGPIO(s string) (gpioSpec, error) {
-	kind, rest, ok := strings.Cut(s, ":")
-	if !ok || kind != "sim" {
-		return gpioSpec{}, fmt.Errorf("--gpio %q: want sim:N or sim:N,names=a,b,... (host lines are not supported yet)", s)
+	rest, ok := strings.CutPrefix(s, "sim:")
+	if !ok {
+		host, err := cdev.ParseSpec(s)
+		if err != nil && !strings.Contains(s, ":") {
+			return gpioSpec{}, fmt.Errorf("%v, or sim:N for a simulated bank", err)
+		}
+		if err != nil {
+			return gpioSpec{}, err
+		}
+		return gpioSpec{value: s, lines: len(host.Lines), names: host.Names, host: &host}, nil
 	}
 	count, opts, _ := strings.Cut(rest, ",")
 	n, err := strconv.Atoi(count)
 	if err != nil || n < 1 || n > 65535 {
-		return gpioSpec{}, fmt.Errorf("--gpio %q: line count %q is not a number from 1 to 65535", s, count)
+		return gpioSpec{}, fmt.Errorf("line count %q is not a number from 1 to 65535", count)
 	}
-	spec := gpioSpec{lines: n}
+	spec := gpioSpec{value: s, lines: n}
 	if opts != "" {
 		list, ok := strings.CutPrefix(opts, "names=")
 		if !ok {
-			return gpioSpec{}, fmt.Errorf("--gpio %q: unknown option %q (want names=...)", s, opts)
+			return gpioSpec{}, fmt.Errorf("unknown option %q (want names=...)", opts)
 		}
 		spec.names = strings.Split(list, ",")
 		if len(spec.names) > n {
-			return gpioSpec{}, fmt.Errorf("--gpio %q: %d names for %d lines", s, len(spec.names), n)
+			return gpioSpec{}, fmt.Errorf("%d names for %d lines", len(spec.names), n)
 		}
 	}
 	return spec, nil
 }
 
-// newGPIO builds the simulated bank and its virtio device.
-func newGPIO(spec gpioSpec) (*gpio.Sim, vmm.VirtioDevice, error) {
-	sim, err := gpio.NewSim(spec.lines, spec.names...)
-	if err != nil {
-		return nil, vmm.VirtioDevice{}, err
+// ctrlLabel is the device-tree label of the i-th --gpio controller,
+// counting from 0; --led and --key accept it in place of the index.
+func ctrlLabel(i int) string { return fmt.Sprintf("gpio%d", i) }
+
+// controller describes the i-th --gpio bank in the device tree. Both kinds
+// offer interrupts (NoIRQ false). Host lines keep their names unless the
+// flag gives some: the device serves them to the guest (GET_NAMES), so the
+// tree names only what the flag names.
+func (spec gpioSpec) controller(i int) *fdt.GPIOController {
+	return &fdt.GPIOController{Label: ctrlLabel(i), Lines: spec.lines, LineNames: spec.names}
+}
+
+// consumer is the name gvmm's line requests carry on the host, shown by
+// gpioinfo and named when a line is busy.
+const consumer = "gvmm"
+
+// openGPIO builds the bank's backend and its virtio device; sim is the
+// simulated bank, nil for host lines. close releases the backend (and so
+// every host line it holds); call it on every way out.
+func openGPIO(spec gpioSpec) (sim *gpio.Sim, dev *gpio.Device, close func(), err error) {
+	var b gpio.Backend
+	if spec.host != nil {
+		h, err := cdev.Open(*spec.host, consumer)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		b, close = h, func() { _ = h.Close() }
+	} else {
+		if sim, err = gpio.NewSim(spec.lines, spec.names...); err != nil {
+			return nil, nil, nil, err
+		}
+		b, close = sim, sim.Close
 	}
-	dev, err := gpio.NewDevice(sim)
-	if err != nil {
-		sim.Close()
-		return nil, vmm.VirtioDevice{}, err
+	if dev, err = gpio.NewDevice(b); err != nil {
+		close()
+		return nil, nil, nil, err
 	}
-	return sim, vmm.VirtioDevice{Device: dev, GPIO: &fdt.GPIOController{Lines: spec.lines, LineNames: spec.names}}, nil
+	return sim, dev, close, nil
 }

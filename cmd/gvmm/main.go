@@ -18,6 +18,7 @@ import (
 
 	"github.com/gvmm/gvmm/devices/gpio"
 	"github.com/gvmm/gvmm/devices/gpio/control"
+	"github.com/gvmm/gvmm/fdt"
 	"github.com/gvmm/gvmm/internal/term"
 	"github.com/gvmm/gvmm/vmm"
 )
@@ -27,9 +28,12 @@ const usage = `gvmm - a small KVM virtual machine monitor with virtio-gpio
 Usage:
   gvmm run [flags]     boot a Linux guest with its console on this terminal
   gvmm gpio COMMAND    drive and watch the simulated GPIO banks of a running gvmm
+  gvmm dtb [flags] -o FILE
+                       write the device tree that gvmm run with the same flags
+                       gives the guest (-o - for standard output)
   gvmm help            show this help
 
-Run 'gvmm run --help' for the flags of run.
+Run 'gvmm run --help' for the flags of run, 'gvmm dtb --help' for dtb's.
 
 Exit status: the status of the guest command given with --cmd, else 0 when
 the guest powers off or reboots; 1 when the guest kernel panics or gvmm
@@ -51,6 +55,8 @@ func gvmm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stdin, stdout, stderr)
 	case "gpio":
 		return gpioCmd(args[1:], stdout, stderr)
+	case "dtb":
+		return dtbCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -75,18 +81,23 @@ func imageDir() string {
 	return filepath.Join(home, ".cache", "gvmm", "image")
 }
 
+// runFlags are the flags of gvmm run (which gvmm dtb takes too).
 type runFlags struct {
 	kernel, initrd, cmdline, cmd string
 	control                      string
 	mem                          uint64
 	cpus                         int
 	gpios                        []gpioSpec
+	leds                         []ledSpec
+	keys                         []keySpec
 }
 
-func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
+// newRunFlags defines the flags of gvmm run on a new flag set called name.
+func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 	f := &runFlags{mem: 256 << 20}
-	fs := flag.NewFlagSet("gvmm run", flag.ContinueOnError)
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
+	fs.Usage = func() {}
 	img := imageDir()
 	fs.StringVar(&f.kernel, "kernel", filepath.Join(img, "bzImage"), "guest kernel `bzImage` (x86_64, boot protocol 2.09 or later)")
 	fs.StringVar(&f.initrd, "initrd", filepath.Join(img, "initramfs.cpio.gz"), "initramfs `file` to load; empty for none")
@@ -99,11 +110,117 @@ func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
 	})
 	fs.StringVar(&f.control, "control", "", "serve the simulated GPIO banks on a Unix socket at `path`\n(see 'gvmm gpio --help')")
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
-	fs.Func("gpio", "add a virtio-gpio controller with a simulated `bank` of lines: sim:N, or\nsim:N,names=a,b,c to name the first lines; repeat for more controllers", func(s string) error {
+	fs.Func("gpio", "add a virtio-gpio controller of `lines`; repeat for more controllers:\n"+
+		"  sim:N[,names=a,b,...]      a simulated bank of N lines (first ones named)\n"+
+		"  CHIP:LINES[,names=a,b,...] host lines: guest line i is the i-th of LINES\n"+
+		"      (e.g. chip0:4-7, gpiochip1:0,3,8-9) of CHIP (chipN, /dev/gpiochipN or a\n"+
+		"      chip label); gvmm holds them (consumer \"gvmm\") until it exits and the\n"+
+		"      guest can reach no other host line", func(s string) error {
 		g, err := parseGPIO(s)
 		f.gpios = append(f.gpios, g)
 		return err
 	})
+	fs.Func("led", "add an LED on a GPIO line to the guest's gpio-leds device:\n`NAME=CTRL:LINE`[,OPTION...]; repeatable (see GPIO consumers below)", func(s string) error {
+		l, err := parseLED(s)
+		f.leds = append(f.leds, l)
+		return err
+	})
+	fs.Func("key", "add a key on a GPIO line to the guest's gpio-keys device:\n`CODE=CTRL:LINE`[,OPTION...]; repeatable (see GPIO consumers below)", func(s string) error {
+		k, err := parseKey(s)
+		f.keys = append(f.keys, k)
+		return err
+	})
+	return f, fs
+}
+
+// consumersHelp explains --led and --key, for the help of run and dtb.
+const consumersHelp = `
+GPIO consumers (--led, --key):
+  CTRL is a --gpio controller, by its index counting from 0 in the order the
+  --gpio flags come (or by its device-tree label: gpio0, gpio1, ...); LINE
+  is a line of it, from 0. Each line serves at most one LED or key.
+
+  --led NAME=CTRL:LINE[,active-low][,default-on]
+      An LED of a gpio-leds device: the guest's /sys/class/leds/NAME drives
+      the line. NAME, unique, is 1 to 31 letters, digits or , . _ + -,
+      starting with a letter or digit. active-low: the LED is lit when the
+      line is low. default-on: lit when the guest's driver starts (otherwise
+      off).
+  --key CODE=CTRL:LINE[,active-low][,debounce-interval=MS]
+      A key of a gpio-keys device: the guest's input device reports key CODE
+      (an input event code, 1 to 767: 28 KEY_ENTER, 0x74 KEY_POWER, ...)
+      pressed while the line is active, taking interrupts on both edges.
+      active-low: pressed when the line is low. debounce-interval: ms the
+      line must be stable (default 5).
+  --key CODE=CTRL:LINE,level-high|level-low[,debounce-interval=MS]
+      An interrupt-only key: no GPIO, only the line's level interrupt
+      (IRQ_TYPE_LEVEL_HIGH or _LOW). The key is pressed at an interrupt and
+      released debounce-interval ms (default 5; 0: at once) after the last
+      one; the interrupt repeats while the level lasts, so make the interval
+      longer than the time a repeat takes.
+`
+
+// parse parses args into f and checks them; -h and --help call help and
+// return flag.ErrHelp.
+func (f *runFlags) parse(fs *flag.FlagSet, args []string, help func()) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			help()
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	return f.check()
+}
+
+// check checks the flags together, so that whatever they ask for can boot.
+func (f *runFlags) check() error {
+	if f.mem < vmm.MinMemory {
+		return fmt.Errorf("--mem %dM is too little: the guest needs at least %dM", f.mem>>20, vmm.MinMemory>>20)
+	}
+	if f.cpus != 1 {
+		// A second vCPU stops with KVM_EXIT_UNKNOWN when the guest starts
+		// it (seen under the nested test host); until that is understood
+		// gvmm boots one.
+		return fmt.Errorf("--cpus %d: gvmm boots exactly 1 vCPU for now", f.cpus)
+	}
+	if len(f.gpios) > vmm.MaxVirtio {
+		return fmt.Errorf("%d --gpio controllers: at most %d", len(f.gpios), vmm.MaxVirtio)
+	}
+	c := f.config()
+	var ctrls []*fdt.GPIOController
+	for _, d := range c.Virtio {
+		ctrls = append(ctrls, d.GPIO)
+	}
+	if err := checkConsumers(ctrls, f.leds, f.keys); err != nil {
+		return err
+	}
+	// Whatever else the device tree would refuse is a usage error too.
+	_, err := vmm.DeviceTree(c)
+	return err
+}
+
+// config returns the VM the flags describe, short of the guest's files,
+// its console and the virtio devices' implementations: all that
+// vmm.DeviceTree looks at, so gvmm run and gvmm dtb give the same tree.
+func (f *runFlags) config() vmm.Config {
+	c := vmm.Config{Cmdline: f.cmdline, MemSize: f.mem, CPUs: f.cpus}
+	for i, g := range f.gpios {
+		c.Virtio = append(c.Virtio, vmm.VirtioDevice{GPIO: g.controller(i)})
+	}
+	for _, l := range f.leds {
+		c.LEDs = append(c.LEDs, l.fdtLED())
+	}
+	for _, k := range f.keys {
+		c.Keys = append(c.Keys, k.fdtKey())
+	}
+	return c
+}
+
+func parseRun(args []string, stdout io.Writer) (*runFlags, error) {
+	f, fs := newRunFlags("gvmm run")
 	help := func() {
 		fs.SetOutput(stdout)
 		fmt.Fprintf(stdout, `Usage: gvmm run [flags]
@@ -115,35 +232,22 @@ built and cached in %s.
 On the console, Ctrl-A x quits gvmm and Ctrl-A Ctrl-A sends a Ctrl-A.
 
 Flags:
-`, img)
+`, imageDir())
 		fs.PrintDefaults()
+		fmt.Fprint(stdout, consumersHelp)
 		fmt.Fprintln(stdout, `
 Examples:
   gvmm run                               boot the default image to a shell
   gvmm run --cmd 'gpiodetect; uname -r'  run a command, exit with its status
-  gvmm run --kernel bzImage --initrd rootfs.cpio --append 'console=ttyS0'`)
+  gvmm run --kernel bzImage --initrd rootfs.cpio --append 'console=ttyS0'
+  gvmm run --gpio sim:8 --led status=0:0,default-on --key 28=0:1,active-low
+        an LED named status on line 0, lit at start; Enter on line 1, low
+        when pressed
+  gvmm run --gpio sim:4 --key 116=0:3,level-high,debounce-interval=100
+        KEY_POWER held while line 3 is high (an interrupt-only key)`)
 	}
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			help()
-		}
+	if err := f.parse(fs, args, help); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags only; see gvmm run --help)", fs.Arg(0))
-	}
-	if f.mem < vmm.MinMemory {
-		return nil, fmt.Errorf("--mem %dM is too little: the guest needs at least %dM", f.mem>>20, vmm.MinMemory>>20)
-	}
-	if f.cpus != 1 {
-		// A second vCPU stops with KVM_EXIT_UNKNOWN when the guest starts
-		// it (seen under the nested test host); until that is understood
-		// gvmm boots one.
-		return nil, fmt.Errorf("--cpus %d: gvmm boots exactly 1 vCPU for now", f.cpus)
-	}
-	if len(f.gpios) > vmm.MaxVirtio {
-		return nil, fmt.Errorf("%d --gpio controllers: at most %d", len(f.gpios), vmm.MaxVirtio)
 	}
 	if f.cmd != "" {
 		f.cmdline += " gvmm.run=" + base64.StdEncoding.EncodeToString([]byte(f.cmd))
@@ -209,16 +313,31 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	var devs []vmm.VirtioDevice
-	var banks []*gpio.Sim
-	for _, g := range f.gpios {
-		sim, dev, err := newGPIO(g)
-		if err != nil {
-			fmt.Fprintf(stderr, "gvmm: --gpio: %v\n", err)
-			return 2
+	for _, k := range f.keys {
+		if k.ref.ctrl > 0 {
+			// Seen with the default image: Linux 6.1's gpio-virtio.c has
+			// one static irq_chip for all its devices; gpiolib hooks it
+			// for the first and leaves the others' hooks NULL.
+			fmt.Fprintf(stderr, "gvmm: warning: --key %q uses controller %d: Linux 6.1's gpio-virtio (the default image's) crashes on interrupts of any controller but the first\n", k.value, k.ref.ctrl)
 		}
-		defer sim.Close()
-		devs = append(devs, dev)
+	}
+	cfg := f.config()
+	cfg.Kernel, cfg.Initrd, cfg.Console = kernel, initrd, stdout
+	// Host lines are requested here, before the guest starts, and released
+	// by the deferred closes on every way out of runCmd (the kernel would
+	// release them anyway when gvmm exits, however it does).
+	var banks []*gpio.Sim
+	for i, g := range f.gpios {
+		sim, dev, closeGPIO, err := openGPIO(g)
+		if err != nil {
+			fmt.Fprintf(stderr, "gvmm: --gpio %q: %v\n", g.value, err)
+			if g.host == nil {
+				return 2 // a simulated bank fails only on bad flags
+			}
+			return 1
+		}
+		defer closeGPIO()
+		cfg.Virtio[i].Device = dev
 		banks = append(banks, sim)
 	}
 	if f.control != "" {
@@ -231,10 +350,7 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer l.Close()
 		go func() { _ = (&control.Server{Banks: banks}).Serve(l) }()
 	}
-	vm, err := vmm.New(vmm.Config{
-		Kernel: kernel, Initrd: initrd, Cmdline: f.cmdline,
-		MemSize: f.mem, CPUs: f.cpus, Console: stdout, Virtio: devs,
-	})
+	vm, err := vmm.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "gvmm: %v\n", err)
 		return 1

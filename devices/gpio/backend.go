@@ -15,19 +15,20 @@ import "time"
 // Any error a method returns becomes VIRTIO_GPIO_STATUS_ERR for the request
 // that caused the call; the Controller does not interpret errors.
 //
-// How the methods map onto the GPIO v2 uAPI (include/uapi/linux/gpio.h),
-// for a backend that owns a subset of a host chip's lines:
+// How the methods map onto the GPIO v2 uAPI (include/uapi/linux/gpio.h)
+// in the host-passthrough backend (package cdev), which holds one line
+// request for all its lines from start to end, so that no other user can
+// take a line the guest was given:
 //
 //   - Lines, Name: the line count and gpio_v2_line_info.name, read once.
-//   - SetDirection(In/Out): GPIO_V2_GET_LINE_IOCTL the first time, then
-//     GPIO_V2_LINE_SET_CONFIG_IOCTL; for Out the initial value goes in the
-//     same config (GPIO_V2_LINE_ATTR_ID_OUTPUT_VALUES) so the line never
-//     glitches. SetDirection(None): close the line request fd.
+//   - SetDirection: GPIO_V2_LINE_SET_CONFIG_IOCTL for that line only; for
+//     Out the initial value goes in the same config
+//     (GPIO_V2_LINE_ATTR_ID_OUTPUT_VALUES) so the line never glitches;
+//     None makes it an input without edge detection.
 //   - Get, Set: GPIO_V2_LINE_GET_VALUES_IOCTL, GPIO_V2_LINE_SET_VALUES_IOCTL.
 //   - SetIRQType: GPIO_V2_LINE_FLAG_EDGE_RISING|GPIO_V2_LINE_FLAG_EDGE_FALLING
 //     whatever the type (the Controller tracks the level from both edges and
-//     filters them itself), requesting the line as input first if it is not
-//     requested; IRQTypeNone clears the edge flags.
+//     filters them itself); IRQTypeNone clears the edge flags.
 //   - Events: gpio_v2_line_event records read from the request fd, id
 //     GPIO_V2_LINE_EVENT_RISING_EDGE giving Value 1 and _FALLING_EDGE 0.
 type Backend interface {

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Builds the "L1" of the nested test host: a Debian kernel plus an initramfs
-# (busybox-static, the KVM and 9p modules, images/l1/init) that l1-exec boots
-# under QEMU TCG to get a real /dev/kvm. Outputs are cached under
+# (busybox-static, the KVM and 9p modules, configfs and gpio-sim, built here
+# from Debian's linux-source against its linux-headers, images/l1/init) that
+# l1-exec boots under QEMU TCG to get a real /dev/kvm and a simulated GPIO
+# chip. Outputs are cached under
 #   $GVMM_CACHE/l1-<hash of inputs>/{vmlinuz,initramfs.cpio.gz}
 # and $GVMM_CACHE/l1 points at the newest one. Prints that directory.
 set -euo pipefail
@@ -11,7 +13,12 @@ set -euo pipefail
 KPKG=linux-image-6.1.0-56-amd64
 KMETA=linux-image-amd64 # its meta-package: the fallback when KPKG is gone
 # Modules to load in the L1, in order; their dependencies are added.
-MODULES="kvm kvm_amd virtio_pci 9pnet_virtio 9p"
+# gvmm_gpio_sim is ours (gpio-sim/Kbuild), not the package's.
+MODULES="kvm kvm_amd virtio_pci 9pnet_virtio 9p configfs gvmm_gpio_sim"
+# The gpio-sim sources, as found in linux-source's tarball under its top
+# directory. Debian's kernel has no CONFIG_GPIO_SIM, nor the CONFIG_IRQ_SIM
+# it needs; gpio-sim includes gpiolib.h from its own directory.
+SIM_SRCS="drivers/gpio/gpio-sim.c drivers/gpio/gpiolib.h kernel/irq/irq_sim.c"
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib.sh"
@@ -29,9 +36,24 @@ if [ -z "$kver" ]; then
 	echo "warning: $KPKG is no longer available; using $new (what $KMETA depends on). Update KPKG in $0." >&2
 	KPKG=$new kver=$(candidate "$KPKG")
 fi
+# Headers and source of the same kernel, to build gpio-sim: HPKG installs
+# /usr/src/$HPKG (and pulls in linux-headers-*-common, linux-kbuild-* and the
+# compiler), SPKG /usr/src/$SPKG.tar.xz (e.g. linux-source-6.1 for 6.1.192-2).
+HPKG=linux-headers-${KPKG#linux-image-}
+SPKG=linux-source-$(echo "$kver" | cut -d. -f1,2)
+need_pkgs "$HPKG" "$SPKG" make >&2
+# Another upload of the same ABI (the same package name) builds compatible
+# modules, so a version other than the kernel's is only worth a warning.
+for p in "$HPKG" "$SPKG"; do
+	v=$(pkg_version "$p")
+	[ "$v" = "$kver" ] || echo "warning: $p $v is installed, the L1 kernel is $kver (apt-get install $p=$kver)" >&2
+done
+hver=$(pkg_version "$HPKG") sver=$(pkg_version "$SPKG")
 
-hash=$(inputs_hash "$here/init" "$here/build-l1.sh" -- "$KPKG" "$kver" \
-	"$MODULES" "$(pkg_version busybox-static)")
+# linux-source's version stands for the gpio-sim sources (hashing the
+# 130 MB tarball would take longer than the rest of a cached run).
+hash=$(inputs_hash "$here/init" "$here/build-l1.sh" "$here"/gpio-sim/* -- "$KPKG" "$kver" \
+	"$MODULES" "$(pkg_version busybox-static)" "$HPKG" "$hver" "$SPKG" "$sver" "$SIM_SRCS")
 out=$GVMM_CACHE/l1-$hash
 cached() { [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; }
 # One build at a time: go test may start several l1-exec at once.
@@ -46,6 +68,7 @@ echo "==> building the L1 ($KPKG $kver; log: $LOG)" >&2
 tmp=$GVMM_CACHE/tmp-l1-$hash
 rm -rf "$tmp" && mkdir -p "$tmp"
 kdir=$tmp/kernel
+sim=$tmp/gpio-sim
 deb=$GVMM_CACHE/debs/${KPKG}_${kver}_amd64.deb
 
 download() {
@@ -55,6 +78,24 @@ download() {
 extract() {
 	dpkg-deb -x "$deb" "$kdir" &&
 		cp "$kdir"/boot/vmlinuz-* "$tmp/vmlinuz"
+}
+gpio_sim() {
+	# The sources, unmodified, next to our Kbuild. Getting them out of the
+	# tarball takes most of this step, so they are kept, per version, for the
+	# next build (--occurrence: tar stops reading once it has them all; xz
+	# -T0: the tarball has many blocks).
+	local f members=() src=$GVMM_CACHE/$SPKG-$sver-gpio-sim
+	if [ ! -d "$src" ]; then
+		for f in $SIM_SRCS; do members+=("$SPKG/$f"); done
+		rm -rf "$src.tmp" && mkdir -p "$src.tmp" &&
+			tar -I 'xz -T0' -xf "/usr/src/$SPKG.tar.xz" -C "$src.tmp" --strip-components=1 \
+				--occurrence "${members[@]}" &&
+			mv "$src.tmp" "$src" || return
+	fi
+	mkdir -p "$sim" && cp "$here"/gpio-sim/* "$sim/" || return
+	for f in $SIM_SRCS; do cp "$src/$f" "$sim/" || return; done
+	make -C "/usr/src/$HPKG" M="$sim" -j"$(nproc)" modules &&
+		[ -f "$sim/gvmm-gpio-sim.ko" ]
 }
 initramfs() {
 	r=$tmp/root
@@ -74,6 +115,7 @@ initramfs() {
 		n=${f##*/}; n=${n%.xz}; n=${n%.ko}
 		file[${n//-/_}]=$f
 	done < <(find "$mdir/kernel" -name '*.ko' -o -name '*.ko.xz')
+	file[gvmm_gpio_sim]=$sim/gvmm-gpio-sim.ko
 	add() {
 		local n=${1//-/_} f d
 		[ -n "${seen[$n]:-}" ] && return 0
@@ -93,14 +135,15 @@ initramfs() {
 	echo "load list: $(tr '\n' ' ' <"$r/lib/modules/load.list")"
 
 	(cd "$r" && find . | sort | cpio -o -H newc --quiet -R 0:0) | gzip -6 >"$tmp/initramfs.cpio.gz" &&
-		rm -rf "$r" "$kdir"
+		rm -rf "$r" "$kdir" "$sim"
 }
 
 # step runs its command inside an "if", where set -e does not apply: the
 # functions above chain their commands with && / || return instead.
-step 1/3 "download $KPKG $kver" download >&2
-step 2/3 "extract the kernel" extract >&2
-step 3/3 "build the initramfs (busybox, modules, init)" initramfs >&2
+step 1/4 "download $KPKG $kver" download >&2
+step 2/4 "extract the kernel" extract >&2
+step 3/4 "build gpio-sim from $SPKG $sver against $HPKG" gpio_sim >&2
+step 4/4 "build the initramfs (busybox, modules, init)" initramfs >&2
 rm -rf "$out" && mv "$tmp" "$out"
 ln -sfn "l1-$hash" "$GVMM_CACHE/l1"
 echo "==> L1 ready: $out" >&2

@@ -76,6 +76,8 @@ func eventOf(bank int, c gpio.Change) Event {
 
 // Server serves the banks on a listener.
 type Server struct {
+	// Banks are the simulated banks in --gpio order; nil stands for a
+	// controller of host lines, which the server refuses to touch.
 	Banks []*gpio.Sim
 	wg    sync.WaitGroup
 }
@@ -120,6 +122,9 @@ func (s *Server) bank(i int) (*gpio.Sim, error) {
 	if i < 0 || i >= len(s.Banks) {
 		return nil, fmt.Errorf("no bank %d: there are %d (numbered from 0 in --gpio order)", i, len(s.Banks))
 	}
+	if s.Banks[i] == nil {
+		return nil, fmt.Errorf("bank %d is host GPIO lines, not simulated: use the host's own tools (gpioget, gpiomon) on them", i)
+	}
 	return s.Banks[i], nil
 }
 
@@ -128,6 +133,10 @@ func (s *Server) do(req Request) Response {
 		var banks [][]Line
 		for _, b := range s.Banks {
 			var ls []Line
+			if b == nil { // host lines: not served here
+				banks = append(banks, ls)
+				continue
+			}
 			for _, st := range b.Snapshot() {
 				ls = append(ls, lineOf(st))
 			}

@@ -34,7 +34,7 @@ func TestRequests(t *testing.T) {
 	if err := sim.SetDirection(1, gpio.DirectionOut, 1); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := Dial(serve(t, sim))
+	cl, err := Dial(serve(t, sim, nil)) // bank 1: host lines
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +50,11 @@ func TestRequests(t *testing.T) {
 		}},
 		{"set input", Request{Op: "set", Line: 2, Value: 1}, "", nil},
 		{"input seen", Request{Op: "get", Line: 2}, "", func(r Response) bool { return r.Line.Input == 1 }},
-		{"list", Request{Op: "list"}, "", func(r Response) bool { return len(r.Banks) == 1 && len(r.Banks[0]) == 4 && r.Banks[0][0].Name == "a" }},
+		{"list", Request{Op: "list"}, "", func(r Response) bool {
+			return len(r.Banks) == 2 && len(r.Banks[0]) == 4 && r.Banks[0][0].Name == "a" && len(r.Banks[1]) == 0
+		}},
 		{"no such bank", Request{Op: "get", Bank: 3}, "no bank 3", nil},
+		{"host bank", Request{Op: "set", Bank: 1, Line: 0, Value: 1}, "bank 1 is host GPIO lines", nil},
 		{"no such line", Request{Op: "get", Line: 9}, "9", nil},
 		{"bad value", Request{Op: "set", Line: 2, Value: 7}, "7", nil},
 		{"unknown op", Request{Op: "poke"}, `unknown op "poke"`, nil},

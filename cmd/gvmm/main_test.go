@@ -47,6 +47,13 @@ type result struct {
 func command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "GVMM_TEST_AS_GVMM=1")
+	// At the deadline, have gvmm print where each vCPU is (SIGUSR1) so a
+	// hung guest leaves a trace in stderr, then kill it.
+	cmd.Cancel = func() error {
+		_ = cmd.Process.Signal(syscall.SIGUSR1)
+		time.Sleep(2 * time.Second)
+		return cmd.Process.Kill()
+	}
 	return cmd
 }
 
@@ -79,6 +86,7 @@ type running struct {
 	lines  chan string
 	stderr bytes.Buffer
 	seen   strings.Builder // the console lines waitLine has read
+	sock   string          // its --control socket, if any
 }
 
 func start(t *testing.T, ctx context.Context, args ...string) *running {
@@ -117,7 +125,8 @@ func (r *running) waitLine(step, want string) {
 				return
 			}
 		case <-r.ctx.Done():
-			r.t.Fatalf("step %q: timed out waiting for %q; console:\n%s", step, want, r.seen.String())
+			r.wait() // gvmm dumps its vCPUs to stderr, then is killed
+			r.t.Fatalf("step %q: timed out waiting for %q; console:\n%s\nstderr: %s", step, want, r.seen.String(), r.stderr.String())
 		}
 	}
 }
@@ -291,15 +300,10 @@ func TestHelp(t *testing.T) {
 // the host's input is read by the guest's gpioget.
 func TestGPIOHostAndGuest(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	script := `gpioset --mode=signal gpiochip0 1=1 &
 until [ "$(gpioget gpiochip0 2)" = 1 ]; do sleep 0.1; done
 echo GUEST-SAW-HIGH`
-	r := start(t, ctx, "run", "--append", quietCmdline, "--gpio", "sim:4", "--control", sock, "--cmd", script)
-	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
-	cl := dialControl(t, ctx, sock)
+	r, cl, ctx := startControlled(t, "--append", quietCmdline, "--gpio", "sim:4", "--cmd", script)
 
 	waitState(t, ctx, cl, "guest gpioset drives line 1 high", 0, 1, func(l control.Line) bool {
 		return l.Direction == "out" && l.Output == 1 && l.Level == 1
@@ -307,6 +311,19 @@ echo GUEST-SAW-HIGH`
 	setInput(t, cl, 0, 2, 1)
 	r.waitLine("guest gpioget reads the host's input", "GUEST-SAW-HIGH")
 
+}
+
+// startControlled starts gvmm run with args and a --control socket, and
+// connects to that; ctx ends at bootTimeout, and the test's end kills gvmm.
+func startControlled(t *testing.T, args ...string) (*running, *control.Client, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	t.Cleanup(cancel)
+	sock := filepath.Join(t.TempDir(), "gvmm.sock")
+	r := start(t, ctx, append([]string{"run", "--control", sock}, args...)...)
+	r.sock = sock
+	t.Cleanup(func() { _ = r.cmd.Process.Kill(); r.wait() })
+	return r, dialControl(t, ctx, sock), ctx
 }
 
 // dialControl connects to a running gvmm's control socket, retrying until
@@ -367,18 +384,13 @@ func monEvents(console string) map[int][]int {
 // guest saw exactly the edges its trigger type selects, in order.
 func TestGPIOEdges(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	script := `gpiomon -F 'MON %o %e' gpiochip0 3 & a=$!
 gpiomon -F 'MON %o %e' --rising-edge gpiochip0 4 & b=$!
 gpiomon -F 'MON %o %e' --falling-edge gpiochip0 5 & c=$!
 until [ "$(gpioget gpiochip0 7)" = 1 ]; do sleep 0.2; done
 kill -INT $a $b $c; wait
 echo EDGES-DONE`
-	r := start(t, ctx, "run", "--append", quietCmdline, "--gpio", "sim:8", "--control", sock, "--cmd", script)
-	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
-	cl := dialControl(t, ctx, sock)
+	r, cl, ctx := startControlled(t, "--append", quietCmdline, "--gpio", "sim:8", "--cmd", script)
 	for _, line := range []int{3, 4, 5} {
 		waitState(t, ctx, cl, fmt.Sprintf("gpiomon enables line %d's interrupt", line), 0, line,
 			func(l control.Line) bool { return l.IRQType != "NONE" })
@@ -427,9 +439,6 @@ echo EDGES-DONE`
 // (not the slow console) so that it keeps up with the kernel's event FIFO.
 func TestGPIOBurst(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	const edges = 1000
 	script := `gpiomon -b -F 'MON %o %e' gpiochip0 3 >/tmp/mon & m=$!
 until [ "$(gpioget gpiochip0 2)" = 1 ]; do sleep 0.2; done
@@ -438,9 +447,7 @@ n=-1; until [ "$n" = "$(wc -l </tmp/mon)" ]; do n=$(wc -l </tmp/mon); sleep 1; d
 kill -INT $m; wait
 echo BURST-EVENTS $(wc -l </tmp/mon)
 tail -n 3 /tmp/mon`
-	r := start(t, ctx, "run", "--append", quietCmdline, "--gpio", "sim:4", "--control", sock, "--cmd", script)
-	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
-	cl := dialControl(t, ctx, sock)
+	r, cl, ctx := startControlled(t, "--append", quietCmdline, "--gpio", "sim:4", "--cmd", script)
 	waitState(t, ctx, cl, "gpiomon enables line 3's interrupt", 0, 3, func(l control.Line) bool { return l.IRQType != "NONE" })
 	begin := time.Now()
 	for i := 1; i <= edges; i++ {
@@ -531,9 +538,6 @@ evdump() { kill $ev; od -An -v -tu2 -w24 /tmp/ev | awk '{print "EV", $9, $10, $1
 // its devices and crashes on any interrupt of a second one (see README).
 func TestGPIOLEDsAndKeys(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	// The host answers each guest step through bank 1 line 3 (ack).
 	script := evdump + `ack() { until [ "$(gpioget gpiochip1 3)" = $1 ]; do sleep 0.1; done; }
 echo LEDS $(ls /sys/class/leds)
@@ -545,13 +549,11 @@ echo LEDS-CLEARED; ack 0
 evopen; echo KEYS-READY
 evwait 2; evwait 4; evwait 6; evwait 8
 sleep 1; evdump`
-	r := start(t, ctx, "run", "--append", quietCmdline, "--control", sock,
+	r, cl, ctx := startControlled(t, "--append", quietCmdline,
 		"--gpio", "sim:8", "--gpio", "sim:4",
 		"--led", "status=0:1", "--led", "inv=0:2,active-low", "--led", "on=0:3,default-on", "--led", "b1=1:0",
 		"--key", "28=0:4", "--key", "2=0:5,active-low",
 		"--cmd", script)
-	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
-	cl := dialControl(t, ctx, sock)
 	setInput(t, cl, 0, 5, 1) // key 2 is active-low: released while high
 
 	level := func(step string, bank, line int, v uint8) {
@@ -598,14 +600,9 @@ sleep 1; evdump`
 // ends gvmm cleanly.
 func TestGPIODefaultOn(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	sock := filepath.Join(t.TempDir(), "gvmm.sock")
-	r := start(t, ctx, "run", "--append", quietCmdline, "--control", sock, "--gpio", "sim:3",
+	r, cl, _ := startControlled(t, "--append", quietCmdline, "--gpio", "sim:3",
 		"--led", "on=0:0,default-on", "--led", "low=0:1,active-low,default-on",
 		"--cmd", `echo BOOTED; until [ "$(gpioget gpiochip0 2)" = 1 ]; do sleep 0.1; done; reboot -f`)
-	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
-	cl := dialControl(t, ctx, sock)
 	r.waitLine("the guest boots", "BOOTED")
 	for _, c := range []struct{ line, want int }{{0, 1}, {1, 0}} {
 		resp, err := cl.Do(control.Request{Op: "get", Line: c.line})
@@ -631,9 +628,6 @@ func TestGPIODefaultOn(t *testing.T) {
 // low the interrupts stop and the key is released.
 func TestGPIOLevelInterrupt(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	// The key's line (2) is never requested as a GPIO: releasing a GPIO
 	// sends SET_DIRECTION(NONE), which discards the line's interrupt.
 	script := evdump + `irqs() { awk '/gpio_keys/ {print $2}' /proc/interrupts; }
@@ -644,10 +638,8 @@ until [ "$(gpioget gpiochip0 3)" = 1 ]; do sleep 0.1; done
 n=-1; until [ "$n" = "$(irqs)" ]; do n=$(irqs); sleep 1; done
 echo LEVEL-QUIET $n
 evwait 4; sleep 1; evdump`
-	r := start(t, ctx, "run", "--append", quietCmdline, "--control", sock, "--gpio", "sim:4",
+	r, cl, _ := startControlled(t, "--append", quietCmdline, "--gpio", "sim:4",
 		"--key", "30=0:2,level-high,debounce-interval=1000", "--cmd", script)
-	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
-	cl := dialControl(t, ctx, sock)
 	r.waitLine("gpio-keys requests its level interrupt", "LEVEL-READY")
 	setInput(t, cl, 0, 2, 1)
 	r.waitLine("the interrupt fires and re-fires while the line is high", "LEVEL-REFIRED")
@@ -671,16 +663,11 @@ evwait 4; sleep 1; evdump`
 // checks that the host saw every write. The figures are logged, not judged.
 func TestGPIORoundTrip(t *testing.T) {
 	needKVM(t)
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
-	defer cancel()
-	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	const writes = 2000
-	r := start(t, ctx, "run", "--append", quietCmdline, "--control", sock, "--gpio", "sim:2",
+	r, cl, ctx := startControlled(t, "--append", quietCmdline, "--gpio", "sim:2",
 		"--initrd", guestInitrd(t, "gpio-rtt"),
 		"--cmd", fmt.Sprintf(`until [ "$(gpioget gpiochip0 1)" = 1 ]; do sleep 0.1; done; gpio-rtt -n %d`, writes))
-	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
-	cl := dialControl(t, ctx, sock)
-	watch := dialControl(t, ctx, sock)
+	watch := dialControl(t, ctx, r.sock)
 	if err := watch.Watch(0); err != nil {
 		t.Fatal(err)
 	}

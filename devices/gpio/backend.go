@@ -59,10 +59,10 @@ type Backend interface {
 	// lines itself.
 	Set(line int, value uint8) error
 
-	// SetIRQType enables reporting of the line's level changes on Events
-	// (t != None) or disables it (t == None). Whatever t is, the backend
-	// reports every change, rising and falling: the Controller derives
-	// edges and levels from them and applies t itself; t is given so that a
+	// SetIRQType enables reporting of the line's edges on Events (t !=
+	// None) or disables it (t == None). Whatever t is, the backend reports
+	// every edge, rising and falling: the Controller tracks levels from
+	// them and applies t itself; t is given so that a
 	// backend can say it cannot sense a type. The Controller never enables
 	// a line that is an output and never changes a line's type without
 	// disabling it first.
@@ -74,12 +74,11 @@ type Backend interface {
 	Events() <-chan Event
 }
 
-// Event reports that the level sensed on a line with enabled reporting
-// changed to Value: 1 after a rising edge, 0 after a falling edge. The
-// Controller compares Value with the level it knows (read when the
-// interrupt was enabled, then updated by each event): an event that
-// changes nothing, such as one that happened just before the interrupt was
-// enabled, is ignored.
+// Event reports an edge on a line with enabled reporting: Value is the
+// level after it, 1 for a rising edge and 0 for a falling one. Time is when
+// the backend saw the edge, on a clock comparable with time.Now: the
+// Controller drops events from before it last enabled the line's interrupt
+// (still queued from an earlier enable). A zero Time counts as current.
 type Event struct {
 	Line  int       // line number, as for Backend methods
 	Value uint8     // level after the edge, 0 or 1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 )
 
 // Controller is the protocol core of a virtio-gpio device: it turns
@@ -52,11 +53,12 @@ type lineState[T any] struct {
 	dir   Direction // direction the backend was last set to
 	value uint8     // output value from SET_VALUE, applied when dir becomes out
 
-	irqType IRQType // enabled trigger type; IRQTypeNone if disabled
-	level   uint8   // input level, tracked from events while enabled
-	latched bool    // an edge arrived while enabled and masked
-	held    bool    // the driver's eventq buffer is queued (unmasked)
-	token   T       // that buffer, if held
+	irqType IRQType   // enabled trigger type; IRQTypeNone if disabled
+	since   time.Time // when the interrupt was last enabled
+	level   uint8     // input level, tracked from events while enabled
+	latched bool      // an edge arrived while enabled and masked
+	held    bool      // the driver's eventq buffer is queued (unmasked)
+	token   T         // that buffer, if held
 }
 
 // Completion is an eventq buffer to give back to the driver, with the

@@ -82,10 +82,12 @@
 // returns that buffer. Per line the Controller keeps the trigger type, the
 // held buffer (at most one), one latch bit and the input level.
 //
-//   - QueueEvent (unmask): a buffer for a line that is disabled, unknown,
-//     malformed, or already has a buffer comes back INVALID at once. If an
-//     edge is latched, or a level interrupt's level is active, it comes
-//     back VALID at once. Otherwise it is held.
+//   - QueueEvent (unmask): a buffer for a line that is unknown, malformed,
+//     or already has a buffer comes back INVALID at once. If an edge is
+//     latched, or a level interrupt's level is active, it comes back VALID
+//     at once. Otherwise it is held, even while the line's interrupt is
+//     disabled (see below); enabling a level type whose level is active
+//     then completes it VALID.
 //   - An edge (HandleEvent, from Backend.Events via Run): with an edge type
 //     and a matching edge, the held buffer completes VALID; without a held
 //     buffer the edge is latched ("MUST latch an edge interrupt if the
@@ -111,11 +113,14 @@
 // line is masked or disabled and requeues it otherwise. driver_test.go
 // replays these paths against a model of the driver.
 //
-// The level of a line is read from the backend when its interrupt is
-// enabled (after enabling, so an edge in between is both in the level and
-// reported) and then follows Backend events. An event that does not change
-// the known level is ignored; edges are derived from the changes, which is
-// why backends report both edges whatever the type.
+// Every Backend event is an edge (Value 1 rising, 0 falling); backends
+// report both edges whatever the type, and the Controller filters them by
+// the trigger type and tracks the level from them, for level types. The
+// level is read from the backend when the interrupt is enabled. Events the
+// backend saw before that enable (Event.Time earlier than the
+// SET_IRQ_TYPE) are left over from an earlier enable and are dropped, so a
+// disable discards what the backend had queued too; an edge after the
+// enable counts even if the level read already shows it.
 //
 // Bursts: with E matching edges and B buffers queued during a burst, the
 // driver gets D VALID completions, B-1 <= D <= min(E, B), and an edge after
@@ -124,11 +129,16 @@
 //
 // # Decisions where the spec is open
 //
-//   - A buffer queued for a disabled line is returned INVALID at once, as
-//     the SET_IRQ_TYPE section says it "should" be and the
-//     driver-normative "MUST enable the interrupt before unmasking it"
-//     implies, not held as the eventq message flow ("The driver can do
-//     this before enabling the interrupt as well") would allow.
+//   - A buffer queued for a disabled line is held, as the eventq message
+//     flow allows ("The driver can do this before enabling the interrupt
+//     as well"), not returned INVALID at once as the SET_IRQ_TYPE section
+//     says it "should" be (not device-normative). gpio-virtio.c requeues
+//     every INVALID buffer of a line it believes enabled (ignore_irq), so
+//     returning it would ping-pong the buffer forever, an interrupt each
+//     way, whenever driver and device disagree: after a SET_IRQ_TYPE the
+//     backend refused (the driver ignores the ERR and queues its buffer)
+//     or a SET_DIRECTION(NONE) on a line with an interrupt (below). The
+//     held buffer waits for an enable; SET_IRQ_TYPE(NONE) returns it.
 //   - SET_IRQ_TYPE changing one enabled type to another, which the driver
 //     "MUST" not do, is processed as the NONE-then-new-type sequence the
 //     spec requires: the held buffer comes back INVALID, the latch is
@@ -144,9 +154,9 @@
 //     information" includes it. If the driver still has that interrupt
 //     enabled (a line used only as an interrupt, then requested and freed
 //     as a GPIO), ignore_irq() requeues the INVALID buffer and the device
-//     returns it INVALID again, round after round. gpiolib's own teardown
-//     (free_irq before gpiod_put) never does this;
-//     TestDriverFreeWhileIRQEnabledPingPong pins the behaviour.
+//     holds it: the interrupt stays off until the driver sets its type
+//     again. gpiolib's own teardown (free_irq before gpiod_put) never does
+//     this; TestDriverFreeWhileIRQEnabled pins the behaviour.
 //   - A second buffer for a line that already has one is returned INVALID
 //     and the first stays held.
 //   - If the backend fails to disable an interrupt, the device disables it

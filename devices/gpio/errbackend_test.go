@@ -3,6 +3,7 @@ package gpio
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 var errInjected = errors.New("injected")
@@ -154,7 +155,15 @@ func TestBackendErrorState(t *testing.T) {
 	if s, _ := b.sim.Line(0); s.IRQType != IRQTypeNone {
 		t.Fatalf("backend interrupt left enabled: %v", s.IRQType)
 	}
-	want(t, "queue", b.queue(0, 1), invalid(1))
+	// gpio-virtio.c ignores the ERR and queues its buffer anyway: held,
+	// not bounced (see TestDriverEnableRefused), and never VALID.
+	want(t, "queue", b.queue(0, 1))
+	if err := b.sim.SetInput(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "event while disabled", b.c.HandleEvent(Event{Line: 0, Value: 1, Time: time.Now()}))
+	b.ok(MsgTypeSetIRQType, 0, uint32(IRQTypeNone))
+	want(t, "disable returns it", b.rec.take(), invalid(1))
 
 	// A failed disable still returns the buffer INVALID and disables the
 	// interrupt at the device: the spec's MUST does not depend on the
@@ -166,7 +175,11 @@ func TestBackendErrorState(t *testing.T) {
 	eb.fail["SetIRQType"] = true
 	b.fail(MsgTypeSetIRQType, 0, uint32(IRQTypeNone))
 	want(t, "failed disable", b.rec.take(), invalid(2))
-	want(t, "queue after failed disable", b.queue(0, 3), invalid(3))
+	want(t, "queue after failed disable", b.queue(0, 3))
+	if st := b.state(0); st.irqType != IRQTypeNone {
+		t.Fatalf("interrupt still enabled at the device after a failed disable: %v", st.irqType)
+	}
+	want(t, "edge after failed disable", b.c.HandleEvent(Event{Line: 0, Value: 1, Time: time.Now()}))
 
 	// Reset reports backend failures and resets the device anyway.
 	eb.fail["SetDirection"] = true
@@ -178,5 +191,24 @@ func TestBackendErrorState(t *testing.T) {
 	eb = &errBackend{Sim: mustSim(t, 1), fail: map[string]bool{"Direction": true}}
 	if _, err := NewController[int](eb, false, nil); !errors.Is(err, errInjected) {
 		t.Fatalf("NewController() = %v", err)
+	}
+}
+
+// The driver's view of a refused enable: bus_sync_unlock() ignores the
+// SET_IRQ_TYPE error and queues the buffer. The device holds it; an
+// INVALID return would make ignore_irq() requeue it forever.
+func TestDriverEnableRefused(t *testing.T) {
+	b, eb := newErrBench(t)
+	d := probe(t, b)
+	d.directionInput(0)
+	eb.fail["SetIRQType"] = true
+	d.requestIRQ(0, IRQTypeEdgeBoth)
+	eb.fail["SetIRQType"] = false
+	if n := d.eventVQ(); n != 0 || !d.irq[0].queued || !b.state(0).held {
+		t.Fatalf("%d eventq round trips, driver queued %v, device held %v; want 0, true, true", n, d.irq[0].queued, b.state(0).held)
+	}
+	d.freeIRQ(0)
+	if d.irq[0].queued || b.state(0).held || d.warns != 0 {
+		t.Fatalf("after free_irq: driver queued %v, device held %v, %d WARN_ONs", d.irq[0].queued, b.state(0).held, d.warns)
 	}
 }

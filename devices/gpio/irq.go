@@ -1,6 +1,9 @@
 package gpio
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // setIRQType implements VIRTIO_GPIO_MSG_SET_IRQ_TYPE with c.mu held; the
 // caller has checked that the feature is negotiated and t is valid.
@@ -29,17 +32,24 @@ func (c *Controller[T]) setIRQType(line int, t IRQType) (bool, []Completion[T]) 
 			return false, done
 		}
 	}
+	// Events the backend saw before this moment belong to an earlier
+	// enable (or none) and are dropped; an edge after it counts even if it
+	// comes before the level is read below.
+	since := time.Now()
 	if err := c.b.SetIRQType(line, t); err != nil {
 		return false, done
 	}
-	// Read the level after enabling: an edge between the two is then both
-	// in the level and reported as an event, never lost.
 	v, err := c.b.Get(line)
 	if err != nil || v > 1 {
 		_ = c.b.SetIRQType(line, IRQTypeNone)
 		return false, done
 	}
-	l.irqType, l.level, l.latched = t, v, false
+	l.irqType, l.level, l.latched, l.since = t, v, false, since
+	if l.held && l.levelActive() {
+		// A buffer queued before the enable is the unmask.
+		done = append(done, Completion[T]{Token: l.token, Status: EventValid})
+		l.held, l.token = false, *new(T)
+	}
 	return true, done
 }
 
@@ -72,16 +82,22 @@ func (c *Controller[T]) disable(line int) ([]Completion[T], error) {
 //     bytes, respCap is 0, gpio >= ngpio, or a buffer for the line is
 //     already held (the driver "MUST NOT add multiple pairs of buffers for
 //     the same GPIO line"; the new one is returned): status INVALID;
-//   - the line's interrupt is disabled ("the interrupt is unmasked without
-//     being enabled first"): status INVALID;
 //   - an edge was latched while the line was masked, or the line has a
 //     level interrupt whose level is active: status VALID, which masks the
 //     line again.
 //
 // Otherwise the buffer is held until an interrupt fires (returned VALID
 // through the complete callback from Run) or the interrupt is disabled
-// (INVALID, through the callback from HandleRequest). The glue writes
-// Completion.Bytes, truncated to respCap, and pushes the chain.
+// (INVALID, through the callback from HandleRequest). That includes a
+// buffer for a line whose interrupt is disabled: the driver "MUST enable
+// the interrupt before unmasking it", but gpio-virtio.c requeues every
+// INVALID buffer of a line it believes enabled (ignore_irq), so returning
+// such a buffer at once would bounce it between driver and device forever,
+// an interrupt each way, whenever the two disagree (a SET_IRQ_TYPE the
+// backend refused, SET_DIRECTION(NONE) on a line with an interrupt). Held,
+// it waits for the enable, and the next disable returns it.
+// The glue writes Completion.Bytes, truncated to respCap, and pushes the
+// chain.
 func (c *Controller[T]) QueueEvent(req []byte, respCap int, token T) []Completion[T] {
 	invalid := []Completion[T]{{Token: token, Status: EventInvalid}}
 	gpio, ok := parseIRQRequest(req)
@@ -91,7 +107,7 @@ func (c *Controller[T]) QueueEvent(req []byte, respCap int, token T) []Completio
 		return invalid
 	}
 	l := &c.lines[gpio]
-	if l.held || l.irqType == IRQTypeNone {
+	if l.held {
 		return invalid
 	}
 	if l.latched || l.levelActive() {
@@ -130,15 +146,17 @@ func edgeMatches(t IRQType, v uint8) bool {
 // completes, if any. Run calls it; a glue that reads Backend.Events itself
 // may call it instead of Run and must then push what it returns.
 //
-// An event whose value equals the line's known level is ignored. Otherwise
-// it is a rising (value 1) or falling (value 0) edge. For an edge trigger
-// type, a matching edge completes the held buffer
-// VALID, or is latched if no buffer is held ("The device MUST latch an edge
-// interrupt if the interrupt is enabled but still masked"); a latch holds
-// one edge, further edges before the next buffer collapse into it. For a
-// level type, the level becoming active completes the held buffer VALID;
-// nothing is latched ("MUST NOT latch an level interrupt"). Events for lines
-// whose interrupt is disabled, or out of range, only update the level.
+// An event is an edge: rising if its value is 1, falling if 0. Events for
+// lines whose interrupt is disabled, or out of range, and events the
+// backend saw before the interrupt was enabled (Event.Time before the
+// SET_IRQ_TYPE that enabled it: left over from an earlier enable) are
+// ignored. For an edge trigger type, a matching edge completes the held
+// buffer VALID, or is latched if no buffer is held ("The device MUST latch
+// an edge interrupt if the interrupt is enabled but still masked"); a latch
+// holds one edge, further edges before the next buffer collapse into it.
+// For a level type, the event sets the level, and the level becoming
+// active completes the held buffer VALID; nothing is latched ("MUST NOT
+// latch an level interrupt").
 func (c *Controller[T]) HandleEvent(ev Event) []Completion[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -146,10 +164,10 @@ func (c *Controller[T]) HandleEvent(ev Event) []Completion[T] {
 		return nil
 	}
 	l := &c.lines[ev.Line]
-	v := min(ev.Value, 1)
-	if v == l.level {
-		return nil // no change: stale or repeated
+	if l.irqType == IRQTypeNone || !ev.Time.IsZero() && ev.Time.Before(l.since) {
+		return nil
 	}
+	v := min(ev.Value, 1)
 	l.level = v
 	fire := false
 	switch {

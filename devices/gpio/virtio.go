@@ -38,7 +38,9 @@ type Device struct {
 // NewDevice returns the device for backend b; it offers VIRTIO_GPIO_F_IRQ
 // when b has events.
 func NewDevice(b Backend) (*Device, error) {
-	d := &Device{}
+	// The kick channels live as long as the device: Notify runs on the
+	// transport's ioeventfd goroutines, unsynchronised with Activate.
+	d := &Device{kicks: [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}}
 	ctl, err := NewController(b, b.Events() != nil, d.completeEvents)
 	if err != nil {
 		return nil, err
@@ -74,9 +76,6 @@ func (d *Device) Activate(mem virtio.GuestMemory, irq virtio.Interrupt, queues [
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	for i := range d.kicks {
-		d.kicks[i] = make(chan struct{}, 1)
-	}
 	if d.reqQ != nil {
 		d.start(func() { d.serve(ctx, RequestQueue, d.serveRequests) })
 	}
@@ -94,7 +93,7 @@ func (d *Device) start(f func()) {
 
 // Notify wakes the goroutine of queue q. It never blocks.
 func (d *Device) Notify(q int) {
-	if q < 0 || q >= len(d.kicks) || d.kicks[q] == nil {
+	if q < 0 || q >= len(d.kicks) {
 		return
 	}
 	select {
@@ -168,6 +167,7 @@ func (d *Device) serveEvents() {
 	d.evMu.Lock()
 	defer d.evMu.Unlock()
 	var done []Completion[*virtio.Chain]
+	returned := false // a malformed chain went back, unused
 	for {
 		c, err := d.evQ.Pop(d.mem)
 		if c == nil {
@@ -176,18 +176,23 @@ func (d *Device) serveEvents() {
 			}
 			break
 		}
-		if err != nil {
-			_ = d.evQ.Push(d.mem, c.Head, 0)
-			continue
-		}
 		req := make([]byte, min(c.ReadableLen(), maxRequest))
-		if _, err := c.Read(d.mem, req); err != nil {
-			_ = d.evQ.Push(d.mem, c.Head, 0)
+		if err == nil {
+			_, err = c.Read(d.mem, req)
+		}
+		if err != nil {
+			if d.evQ.Push(d.mem, c.Head, 0) != nil {
+				virtio.SetNeedsReset(d.irq)
+				return
+			}
+			returned = true
 			continue
 		}
 		done = append(done, d.ctl.QueueEvent(req, int(min(c.WritableLen(), 1<<20)), c)...)
 	}
-	d.pushEvents(done)
+	if !d.pushEvents(done) && returned && d.evQ.NeedsInterrupt(d.mem) {
+		d.irq.Signal(virtio.InterruptUsedBuffer)
+	}
 }
 
 // completeEvents is the Controller's callback for buffers it completes
@@ -199,10 +204,12 @@ func (d *Device) completeEvents(done []Completion[*virtio.Chain]) {
 }
 
 // pushEvents writes each completion's status and returns its buffer to the
-// driver; evMu must be held.
-func (d *Device) pushEvents(done []Completion[*virtio.Chain]) {
+// driver, then notifies it as its event suppression asks; evMu must be
+// held. It reports whether it pushed anything (and so took care of the
+// notification).
+func (d *Device) pushEvents(done []Completion[*virtio.Chain]) bool {
 	if len(done) == 0 || d.evQ == nil {
-		return
+		return false
 	}
 	for _, c := range done {
 		written := uint32(0)
@@ -211,10 +218,11 @@ func (d *Device) pushEvents(done []Completion[*virtio.Chain]) {
 		}
 		if d.evQ.Push(d.mem, c.Token.Head, written) != nil {
 			virtio.SetNeedsReset(d.irq)
-			return
+			return true
 		}
 	}
 	if d.evQ.NeedsInterrupt(d.mem) {
 		d.irq.Signal(virtio.InterruptUsedBuffer)
 	}
+	return true
 }

@@ -2,6 +2,7 @@ package gpio
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 	"time"
 
@@ -95,16 +96,20 @@ func TestVirtioRequests(t *testing.T) {
 }
 
 // A chain the device cannot read (its buffer lies outside RAM) is still
-// completed, with nothing written, so the driver never waits forever.
+// completed, with nothing written, and the driver is interrupted, on
+// either queue, so it never waits forever.
 func TestVirtioMalformedChainCompleted(t *testing.T) {
-	r := newVirtioRig(t, false)
-	head := uint16(0)
-	r.req.SetDesc(head, virtio.Desc{Addr: 1 << 40, Len: 8})
-	r.req.Publish(head)
-	r.dev.Notify(RequestQueue)
-	used := r.waitUsed(t, r.req, "malformed chain")
-	if len(used) != 1 || used[0].Head != head || used[0].Len != 0 {
-		t.Errorf("used %+v", used)
+	for _, q := range []int{RequestQueue, EventQueue} {
+		r := newVirtioRig(t, true)
+		d := map[int]*virtiotest.DriverQueue{RequestQueue: r.req, EventQueue: r.evq}[q]
+		head := uint16(0)
+		d.SetDesc(head, virtio.Desc{Addr: 1 << 40, Len: 8})
+		d.Publish(head)
+		r.dev.Notify(q)
+		used := r.waitUsed(t, d, fmt.Sprintf("malformed chain on queue %d", q))
+		if len(used) != 1 || used[0].Head != head || used[0].Len != 0 {
+			t.Errorf("queue %d: used %+v", q, used)
+		}
 	}
 }
 

@@ -17,8 +17,8 @@ gives the guest: CPUs, APICs, power-off register, a virtio-mmio node with a
 GPIO controller for each --gpio, and the gpio-leds and gpio-keys devices of
 --led and --key. It needs neither KVM nor a kernel. The flags are checked
 as 'gvmm run' checks them; those that do not change the tree (--kernel,
---initrd, --append, --cmd, --control, --mem: RAM is described by the e820
-map, not the tree) are accepted and ignored.
+--initrd, --append, --cmd, --control, --name, --mem: RAM is described by
+the e820 map, not the tree) are accepted and ignored.
 
   -o FILE   where to write the blob; - for standard output
 

@@ -66,13 +66,36 @@ func (spec gpioSpec) controller(i int) *fdt.GPIOController {
 }
 
 // consumer is the name gvmm's line requests carry on the host, shown by
-// gpioinfo and named when a line is busy.
-const consumer = "gvmm"
+// gpioinfo and named when a line is busy: "gvmm", or "gvmm-NAME" for a VM
+// given --name NAME.
+func consumer(vmName string) string {
+	if vmName == "" {
+		return "gvmm"
+	}
+	return "gvmm-" + vmName
+}
+
+// maxVMName keeps "gvmm-NAME" within a GPIO consumer label (GPIO_MAX_NAME_SIZE,
+// 32 bytes with the NUL).
+const maxVMName = 26
+
+// checkVMName checks --name: 1 to maxVMName letters, digits, '.', '_' or '-'.
+func checkVMName(s string) error {
+	if s == "" || len(s) > maxVMName {
+		return fmt.Errorf("name %q: want 1 to %d characters", s, maxVMName)
+	}
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("name %q: %q is not a letter, digit, '.', '_' or '-'", s, r)
+		}
+	}
+	return nil
+}
 
 // openGPIO builds the bank's backend and its virtio device; sim is the
-// simulated bank, nil for host lines. close releases the backend (and so
+// simulated bank, nil for host lines, which are requested as consumer. close releases the backend (and so
 // every host line it holds); call it on every way out.
-func openGPIO(spec gpioSpec) (sim *gpio.Sim, dev *gpio.Device, close func(), err error) {
+func openGPIO(spec gpioSpec, consumer string) (sim *gpio.Sim, dev *gpio.Device, close func(), err error) {
 	var b gpio.Backend
 	if spec.host != nil {
 		h, err := cdev.Open(*spec.host, consumer)

@@ -84,7 +84,7 @@ func imageDir() string {
 // runFlags are the flags of gvmm run (which gvmm dtb takes too).
 type runFlags struct {
 	kernel, initrd, cmdline, cmd string
-	control                      string
+	control, name                string
 	mem                          uint64
 	cpus                         int
 	gpios                        []gpioSpec
@@ -110,11 +110,16 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 	})
 	fs.StringVar(&f.control, "control", "", "serve the simulated GPIO banks on a Unix socket at `path`\n(see 'gvmm gpio --help')")
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
+	fs.Func("name", "a `name` for this VM, 1 to 26 letters, digits or . _ -: host lines it holds\n"+
+		"show the consumer \"gvmm-NAME\" instead of \"gvmm\" (gpioinfo on the host)", func(s string) error {
+		f.name = s
+		return checkVMName(s)
+	})
 	fs.Func("gpio", "add a virtio-gpio controller of `lines`; repeat for more controllers:\n"+
 		"  sim:N[,names=a,b,...]      a simulated bank of N lines (first ones named)\n"+
 		"  CHIP:LINES[,names=a,b,...] host lines: guest line i is the i-th of LINES\n"+
 		"      (e.g. chip0:4-7, gpiochip1:0,3,8-9) of CHIP (chipN, /dev/gpiochipN or a\n"+
-		"      chip label); gvmm holds them (consumer \"gvmm\") until it exits and the\n"+
+		"      chip label); gvmm holds them (consumer \"gvmm\", see --name) until it exits and the\n"+
 		"      guest can reach no other host line", func(s string) error {
 		g, err := parseGPIO(s)
 		f.gpios = append(f.gpios, g)
@@ -328,7 +333,7 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// release them anyway when gvmm exits, however it does).
 	var banks []*gpio.Sim
 	for i, g := range f.gpios {
-		sim, dev, closeGPIO, err := openGPIO(g)
+		sim, dev, closeGPIO, err := openGPIO(g, consumer(f.name))
 		if err != nil {
 			fmt.Fprintf(stderr, "gvmm: --gpio %q: %v\n", g.value, err)
 			if g.host == nil {

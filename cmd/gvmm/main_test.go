@@ -236,6 +236,9 @@ func TestBadInput(t *testing.T) {
 			"--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1", "--gpio", "sim:1"}, 2, "9 --gpio controllers: at most 8"},
 		{"LED on a missing controller", []string{"run", "--gpio", "sim:2", "--led", "a=1:0"}, 2, `--led "a=1:0": no GPIO controller 1`},
 		{"key code past KEY_MAX", []string{"run", "--gpio", "sim:2", "--key", "768=0:1,level-high"}, 2, `key code "768"`},
+		{"empty name", []string{"run", "--name", ""}, 2, `name "": want 1 to 26 characters`},
+		{"long name", []string{"run", "--name", strings.Repeat("v", 27)}, 2, "want 1 to 26 characters"},
+		{"name with a space", []string{"run", "--name", "my vm"}, 2, `name "my vm": ' ' is not a letter`},
 		{"missing kernel", []string{"run", "--kernel", "/nonexistent/bzImage"}, 1, "kernel /nonexistent/bzImage does not exist"},
 		{"missing initrd", []string{"run", "--kernel", "/proc/self/exe", "--initrd", "/nonexistent.cpio"}, 1, "initrd /nonexistent.cpio does not exist"},
 	}

@@ -64,8 +64,8 @@ func waitFor(t *testing.T, ctx context.Context, step string, cond func() bool) {
 // TestPassthrough gives the guest lines 4-7 of a host chip next to a
 // simulated bank: the guest sees them as lines 0-3 with the host's names,
 // drives a host line, reads one the host drives, and gets the host's edges
-// as interrupts; gvmm holds exactly those four lines while it runs and none
-// after.
+// as interrupts; gvmm holds exactly those four lines while it runs, under
+// the consumer name --name gives, and none after.
 func TestPassthrough(t *testing.T) {
 	needGPIOSim(t)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
@@ -77,7 +77,7 @@ func TestPassthrough(t *testing.T) {
 gpioset --mode=signal gpiochip0 1=1 &
 until [ "$(gpioget gpiochip0 2)" = 1 ]; do sleep 0.1; done; echo SAW-HOST-HIGH
 gpiomon -F 'MON %o %e' -n 2 gpiochip0 3; echo MON-DONE`
-	r := start(t, ctx, "run", "--append", quietCmdline, "--control", sock,
+	r := start(t, ctx, "run", "--append", quietCmdline, "--control", sock, "--name", "pt-1",
 		"--gpio", chip.Dev()+":4-7", "--gpio", "sim:4", "--cmd", script)
 	defer func() { _ = r.cmd.Process.Kill(); r.wait() }()
 
@@ -86,7 +86,7 @@ gpiomon -F 'MON %o %e' -n 2 gpiochip0 3; echo MON-DONE`
 	for i := 0; i < 4; i++ {
 		r.waitLine("gpioinfo names the host lines", fmt.Sprintf(`line   %d:         "h%d"`, i, i+4))
 	}
-	want := []string{"", "someone-else", "", "", "gvmm", "gvmm", "gvmm", "gvmm"}
+	want := []string{"", "someone-else", "", "", "gvmm-pt-1", "gvmm-pt-1", "gvmm-pt-1", "gvmm-pt-1"}
 	if got := holders(t, chip, 8); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("while gvmm runs, the host lines are held by %q, want %q", got, want)
 	}

@@ -325,7 +325,13 @@ func startControlled(t *testing.T, args ...string) (*running, *control.Client, c
 	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	r := start(t, ctx, append([]string{"run", "--control", sock}, args...)...)
 	r.sock = sock
-	t.Cleanup(func() { _ = r.cmd.Process.Kill(); r.wait() })
+	t.Cleanup(func() {
+		_ = r.cmd.Process.Kill()
+		r.wait()
+		if t.Failed() {
+			t.Logf("gvmm's stderr: %s", r.stderr.String())
+		}
+	})
 	return r, dialControl(t, ctx, sock), ctx
 }
 

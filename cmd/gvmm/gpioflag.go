@@ -65,10 +65,10 @@ func (spec gpioSpec) controller(i int) *fdt.GPIOController {
 	return &fdt.GPIOController{Label: ctrlLabel(i), Lines: spec.lines, LineNames: spec.names}
 }
 
-// consumer is the name gvmm's line requests carry on the host, shown by
-// gpioinfo and named when a line is busy: "gvmm", or "gvmm-NAME" for a VM
-// given --name NAME.
-func consumer(vmName string) string {
+// consumerName is the name gvmm's line requests carry on the host, shown
+// by gpioinfo and named when a line is busy: "gvmm", or "gvmm-NAME" for a
+// VM given --name NAME.
+func consumerName(vmName string) string {
 	if vmName == "" {
 		return "gvmm"
 	}
@@ -93,8 +93,9 @@ func checkVMName(s string) error {
 }
 
 // openGPIO builds the bank's backend and its virtio device; sim is the
-// simulated bank, nil for host lines, which are requested as consumer. close releases the backend (and so
-// every host line it holds); call it on every way out.
+// simulated bank, nil for host lines, which are requested as consumer.
+// close releases the backend (and so every host line it holds); call it
+// on every way out.
 func openGPIO(spec gpioSpec, consumer string) (sim *gpio.Sim, dev *gpio.Device, close func(), err error) {
 	var b gpio.Backend
 	if spec.host != nil {

@@ -333,7 +333,7 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// release them anyway when gvmm exits, however it does).
 	var banks []*gpio.Sim
 	for i, g := range f.gpios {
-		sim, dev, closeGPIO, err := openGPIO(g, consumer(f.name))
+		sim, dev, closeGPIO, err := openGPIO(g, consumerName(f.name))
 		if err != nil {
 			fmt.Fprintf(stderr, "gvmm: --gpio %q: %v\n", g.value, err)
 			if g.host == nil {

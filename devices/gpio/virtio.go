@@ -190,9 +190,7 @@ func (d *Device) serveEvents() {
 		}
 		done = append(done, d.ctl.QueueEvent(req, int(min(c.WritableLen(), 1<<20)), c)...)
 	}
-	if !d.pushEvents(done) && returned && d.evQ.NeedsInterrupt(d.mem) {
-		d.irq.Signal(virtio.InterruptUsedBuffer)
-	}
+	d.pushEvents(done, returned)
 }
 
 // completeEvents is the Controller's callback for buffers it completes
@@ -200,16 +198,15 @@ func (d *Device) serveEvents() {
 func (d *Device) completeEvents(done []Completion[*virtio.Chain]) {
 	d.evMu.Lock()
 	defer d.evMu.Unlock()
-	d.pushEvents(done)
+	d.pushEvents(done, false)
 }
 
 // pushEvents writes each completion's status and returns its buffer to the
-// driver, then notifies it as its event suppression asks; evMu must be
-// held. It reports whether it pushed anything (and so took care of the
-// notification).
-func (d *Device) pushEvents(done []Completion[*virtio.Chain]) bool {
-	if len(done) == 0 || d.evQ == nil {
-		return false
+// driver, then notifies it as its event suppression asks, also when only
+// returned (chains already pushed unused) is set; evMu must be held.
+func (d *Device) pushEvents(done []Completion[*virtio.Chain], returned bool) {
+	if len(done) == 0 && !returned || d.evQ == nil {
+		return
 	}
 	for _, c := range done {
 		written := uint32(0)
@@ -218,11 +215,10 @@ func (d *Device) pushEvents(done []Completion[*virtio.Chain]) bool {
 		}
 		if d.evQ.Push(d.mem, c.Token.Head, written) != nil {
 			virtio.SetNeedsReset(d.irq)
-			return true
+			return
 		}
 	}
 	if d.evQ.NeedsInterrupt(d.mem) {
 		d.irq.Signal(virtio.InterruptUsedBuffer)
 	}
-	return true
 }

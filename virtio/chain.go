@@ -3,7 +3,8 @@ package virtio
 import "fmt"
 
 // Buffer is one guest buffer of a descriptor chain: Len bytes at guest
-// physical address Addr. Pop has checked that it lies in guest memory.
+// physical address Addr. Pop has checked that it lies in guest memory, and
+// Len is never 0 (Pop skips zero-length descriptors).
 type Buffer struct {
 	Addr uint64
 	Len  uint32
@@ -12,7 +13,8 @@ type Buffer struct {
 // Chain is a descriptor chain popped from a queue: the driver's request.
 // Readable are the device-readable buffers in chain order, Writable the
 // device-writable ones that follow them. Descriptors from an indirect
-// table are flattened in. The chain is a copy: the driver cannot change
+// table are flattened in; zero-length ones are left out. A chain holds at
+// most the queue size of buffers. The chain is a copy: the driver cannot change
 // it after Pop, though it can still change the bytes in the buffers.
 type Chain struct {
 	// Head is the index of the chain's first descriptor, the id the
@@ -78,23 +80,23 @@ func (c *Chain) Write(mem GuestMemory, p []byte) (int, error) {
 
 // walk follows the chain starting at c.Head and fills in c's buffers
 // (virtio 1.2 §2.7.5). Every descriptor is read from guest memory exactly
-// once. The walk is bounded: at most Size descriptors from the
-// descriptor table, then at most the entry count of an indirect table, so
-// a loop through next ends in ErrChainTooLong.
+// once. The walk is bounded by the queue size: "A driver MUST NOT create a
+// descriptor chain longer than the Queue Size of the device" (§2.7.5.3.1),
+// so a chain of more than Size buffers, direct and indirect ones together,
+// is refused with ErrChainTooLong, and so is a loop through next. A
+// zero-length buffer is counted against that bound but otherwise skipped:
+// it is neither checked against memory nor kept in the chain, so no access
+// is ever made for it.
 func (q *Queue) walk(mem GuestMemory, c *Chain) error {
 	table, count := q.DescAddr, uint32(q.Size)
-	ttl := count
 	idx := uint32(c.Head)
 	indirect := false
+	var descs uint32 // buffers walked so far, zero-length ones included
 	var total uint64
 	for {
 		if idx >= count {
 			return fmt.Errorf("%w: %d, table of %d", ErrDescIndex, idx, count)
 		}
-		if ttl == 0 {
-			return fmt.Errorf("%w: more than %d descriptors", ErrChainTooLong, count)
-		}
-		ttl--
 		var raw [DescSize]byte
 		// table+idx*16 lies in the descriptor table (Validate) or in
 		// the indirect table (checked below): no overflow.
@@ -119,24 +121,29 @@ func (q *Queue) walk(mem GuestMemory, c *Chain) error {
 			}
 			// The WRITE flag of this descriptor is ignored (§2.7.5.3.2).
 			table, count = d.Addr, d.Len/DescSize
-			ttl, idx, indirect = count, 0, true
+			idx, indirect = 0, true
 			continue
 		}
 
-		if err := checkRange(mem, d.Addr, uint64(d.Len)); err != nil {
-			return fmt.Errorf("descriptor %d: %w", idx, err)
+		if descs++; descs > uint32(q.Size) {
+			return fmt.Errorf("%w: more than the queue size, %d", ErrChainTooLong, q.Size)
 		}
-		if total += uint64(d.Len); total > 1<<32 {
-			return fmt.Errorf("%w: more than 2^32 bytes", ErrChainTooLong)
-		}
-		b := Buffer{Addr: d.Addr, Len: d.Len}
-		if d.Flags&DescFWrite != 0 {
-			c.Writable = append(c.Writable, b)
-		} else {
-			if len(c.Writable) > 0 {
-				return fmt.Errorf("%w: descriptor %d", ErrWriteOrder, idx)
+		if d.Len > 0 {
+			if err := checkRange(mem, d.Addr, uint64(d.Len)); err != nil {
+				return fmt.Errorf("descriptor %d: %w", idx, err)
 			}
-			c.Readable = append(c.Readable, b)
+			if total += uint64(d.Len); total > 1<<32 {
+				return fmt.Errorf("%w: more than 2^32 bytes", ErrChainTooLong)
+			}
+			b := Buffer{Addr: d.Addr, Len: d.Len}
+			if d.Flags&DescFWrite != 0 {
+				c.Writable = append(c.Writable, b)
+			} else {
+				if len(c.Writable) > 0 {
+					return fmt.Errorf("%w: descriptor %d", ErrWriteOrder, idx)
+				}
+				c.Readable = append(c.Readable, b)
+			}
 		}
 		if d.Flags&DescFNext == 0 {
 			return nil

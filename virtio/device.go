@@ -50,6 +50,22 @@ func SetNeedsReset(irq Interrupt) bool {
 	return ok
 }
 
+// Logger is an optional interface of the Interrupt a transport hands to
+// Device.Activate. Logf reports one line about the device to the VMM's log:
+// a driver error the device refused, a chain it could not use, a broken
+// ring. The MMIO transport implements it, naming the device in each line
+// and limiting how many lines a guest can make it write.
+type Logger interface {
+	Logf(format string, args ...any)
+}
+
+// Logf calls irq.Logf if irq implements Logger.
+func Logf(irq Interrupt, format string, args ...any) {
+	if l, ok := irq.(Logger); ok {
+		l.Logf(format, args...)
+	}
+}
+
 // Device is a virtio device model, independent of the transport.
 //
 // The transport calls ReadConfig, WriteConfig, Activate, Notify and Reset

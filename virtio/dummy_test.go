@@ -142,7 +142,7 @@ func newDriver(t *testing.T, dev virtio.Device) *driver {
 		dr.raised++
 		dr.mu.Unlock()
 	})
-	dr.m.Logf = t.Logf
+	dr.m.Log = func(s string) { t.Log(s) }
 	return dr
 }
 

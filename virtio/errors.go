@@ -24,8 +24,9 @@ var (
 	// ErrDescIndex: a head or next index is past the end of its
 	// descriptor table.
 	ErrDescIndex = errors.New("virtio: descriptor index out of range")
-	// ErrChainTooLong: a chain has more descriptors than its table (a
-	// loop), or more than 2^32 bytes.
+	// ErrChainTooLong: a chain has more buffers than the queue size
+	// (direct and indirect ones together; a loop ends here too), or more
+	// than 2^32 bytes.
 	ErrChainTooLong = errors.New("virtio: descriptor chain too long")
 	// ErrIndirect: a bad indirect descriptor: the feature was not
 	// negotiated, it also has NEXT, it is nested in an indirect table,

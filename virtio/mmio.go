@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -58,8 +59,8 @@ const (
 
 // MMIO is the virtio-mmio transport (version 2) of one device: the
 // register file the driver programs, feature negotiation, the device
-// status state machine and the interrupt status. It implements Interrupt
-// and NeedsResetter for the device it wraps.
+// status state machine and the interrupt status. It implements Interrupt,
+// NeedsResetter and Logger for the device it wraps.
 //
 // Read and Write are safe for concurrent use by several vCPU threads;
 // Signal and SetNeedsReset are safe to call from device goroutines at any
@@ -70,9 +71,12 @@ type MMIO struct {
 	raise   func()
 	offered uint64 // feature bits offered to the driver
 
-	// Logf, if set, receives one line for each driver error the
-	// transport refuses or that sets DEVICE_NEEDS_RESET.
-	Logf func(format string, args ...any)
+	// Log, if set, receives one line, without a newline, for each driver
+	// error the transport refuses or that sets DEVICE_NEEDS_RESET, and for
+	// each line the device logs through Logf. It is called from vCPU
+	// threads and device goroutines, maybe at once; the VMM rate-limits
+	// it.
+	Log func(line string)
 
 	// Shared with device goroutines.
 	isr        atomic.Uint32 // InterruptStatus
@@ -276,8 +280,10 @@ func (m *MMIO) selected() *Queue {
 	return &m.queues[m.queueSel]
 }
 
-func (m *MMIO) logf(format string, args ...any) {
-	if m.Logf != nil {
-		m.Logf(format, args...)
+// Logf formats a line for Log, if set. It implements Logger for the
+// device.
+func (m *MMIO) Logf(format string, args ...any) {
+	if m.Log != nil {
+		m.Log(fmt.Sprintf(format, args...))
 	}
 }

@@ -31,18 +31,18 @@ func (m *MMIO) writeStatus(v uint32) {
 	cur := m.status
 	switch {
 	case v&^statusDriverBits != 0:
-		m.logf("virtio-mmio: status %#x: undefined bits; ignored", v)
+		m.Logf("virtio-mmio: status %#x: undefined bits; ignored", v)
 		return
 	case cur&StatusFailed != 0:
 		if v != cur {
-			m.logf("virtio-mmio: status %#x after FAILED: reset first; ignored", v)
+			m.Logf("virtio-mmio: status %#x after FAILED: reset first; ignored", v)
 		}
 		return
 	case v&cur != cur:
-		m.logf("virtio-mmio: status %#x clears bits of %#x; ignored", v, cur)
+		m.Logf("virtio-mmio: status %#x clears bits of %#x; ignored", v, cur)
 		return
 	case !validStep(v &^ StatusFailed):
-		m.logf("virtio-mmio: status %#x skips a step after %#x; ignored", v, cur)
+		m.Logf("virtio-mmio: status %#x skips a step after %#x; ignored", v, cur)
 		return
 	}
 	added := v &^ cur
@@ -69,7 +69,7 @@ func validStep(v uint32) bool {
 // It is accepted only between DRIVER and FEATURES_OK.
 func (m *MMIO) writeDriverFeatures(v uint32) {
 	if m.status != StatusAcknowledge|StatusDriver {
-		m.logf("virtio-mmio: DriverFeatures written in status %#x; ignored", m.status)
+		m.Logf("virtio-mmio: DriverFeatures written in status %#x; ignored", m.status)
 		return
 	}
 	switch m.driverFeaturesSel {
@@ -91,11 +91,11 @@ func (m *MMIO) negotiate() bool {
 	f := m.driverFeatures
 	switch {
 	case m.driverFeaturesBad:
-		m.logf("virtio-mmio: driver accepts feature bits past 63; FEATURES_OK refused")
+		m.Logf("virtio-mmio: driver accepts feature bits past 63; FEATURES_OK refused")
 	case f&^m.offered != 0:
-		m.logf("virtio-mmio: driver accepts features %#x not offered; FEATURES_OK refused", f&^m.offered)
+		m.Logf("virtio-mmio: driver accepts features %#x not offered; FEATURES_OK refused", f&^m.offered)
 	case f&(1<<FVersion1) == 0:
-		m.logf("virtio-mmio: driver does not accept VIRTIO_F_VERSION_1; FEATURES_OK refused")
+		m.Logf("virtio-mmio: driver does not accept VIRTIO_F_VERSION_1; FEATURES_OK refused")
 	default:
 		m.features = f
 		return true
@@ -116,7 +116,7 @@ func (m *MMIO) queueConfigurable() bool {
 func (m *MMIO) writeQueueConfig(off uint64, v uint32) {
 	q := m.selected()
 	if q == nil || q.Ready || !m.queueConfigurable() {
-		m.logf("virtio-mmio: queue register %#x written for queue %d in status %#x; ignored", off, m.queueSel, m.status)
+		m.Logf("virtio-mmio: queue register %#x written for queue %d in status %#x; ignored", off, m.queueSel, m.status)
 		return
 	}
 	lo := func(a *uint64) { *a = *a&^0xffffffff | uint64(v) }
@@ -152,7 +152,7 @@ func (m *MMIO) writeQueueReady(v uint32) {
 		return // nothing to stop (Linux's del_vqs after a reset)
 	}
 	if q == nil || !m.queueConfigurable() || v > 1 {
-		m.logf("virtio-mmio: QueueReady %d for queue %d in status %#x; ignored", v, m.queueSel, m.status)
+		m.Logf("virtio-mmio: QueueReady %d for queue %d in status %#x; ignored", v, m.queueSel, m.status)
 		return
 	}
 	if v == 0 {
@@ -165,7 +165,7 @@ func (m *MMIO) writeQueueReady(v uint32) {
 	q.EventIdx = m.features&(1<<RingFEventIdx) != 0
 	q.IndirectDesc = m.features&(1<<RingFIndirectDesc) != 0
 	if err := q.Validate(m.mem); err != nil {
-		m.logf("virtio-mmio: queue %d: %v; DEVICE_NEEDS_RESET", m.queueSel, err)
+		m.Logf("virtio-mmio: queue %d: %v; DEVICE_NEEDS_RESET", m.queueSel, err)
 		m.needsReset.Store(true)
 		return
 	}
@@ -177,7 +177,7 @@ func (m *MMIO) writeQueueReady(v uint32) {
 // set, sends a configuration change notification (virtio 1.2 §2.1.2).
 func (m *MMIO) activate() {
 	if m.needsReset.Load() {
-		m.logf("virtio-mmio: DRIVER_OK with DEVICE_NEEDS_RESET set; device not started")
+		m.Logf("virtio-mmio: DRIVER_OK with DEVICE_NEEDS_RESET set; device not started")
 		m.SetNeedsReset()
 		return
 	}
@@ -188,14 +188,14 @@ func (m *MMIO) activate() {
 			continue
 		}
 		if err := q.Validate(m.mem); err != nil {
-			m.logf("virtio-mmio: DRIVER_OK: queue %d: %v; DEVICE_NEEDS_RESET", i, err)
+			m.Logf("virtio-mmio: DRIVER_OK: queue %d: %v; DEVICE_NEEDS_RESET", i, err)
 			m.SetNeedsReset()
 			return
 		}
 		queues[i] = &q
 	}
 	if err := m.dev.Activate(m.mem, m, queues, m.features); err != nil {
-		m.logf("virtio-mmio: activating device: %v; DEVICE_NEEDS_RESET", err)
+		m.Logf("virtio-mmio: activating device: %v; DEVICE_NEEDS_RESET", err)
 		m.SetNeedsReset()
 		return
 	}

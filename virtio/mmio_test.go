@@ -614,7 +614,7 @@ func TestMMIOEndToEnd(t *testing.T) {
 func TestMMIORace(t *testing.T) {
 	dev := &signallingDevice{dummyDevice: newDummy()}
 	dr := newDriver(t, dev)
-	dr.m.Logf = nil
+	dr.m.Log = nil
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 3 {

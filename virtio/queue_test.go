@@ -3,6 +3,7 @@ package virtio_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/gvmm/gvmm/virtio"
@@ -202,7 +203,12 @@ func chainCases() []chainCase {
 			d.Publish(6)
 			return 6
 		}, readable: 2, writable: 1},
-		{name: "zero-length buffer anywhere", setup: raw(0, map[uint16]virtio.Desc{0: {Addr: 1 << 50, Len: 0}}), readable: 1},
+		{name: "zero-length buffer anywhere", setup: raw(0, map[uint16]virtio.Desc{0: {Addr: 1 << 50, Len: 0}})},
+		{name: "zero-length buffers are skipped", setup: raw(0, map[uint16]virtio.Desc{
+			0: {Addr: 1 << 50, Len: 0, Flags: next, Next: 1}, 1: buf(next, 2),
+			2: {Addr: 1 << 50, Len: 0, Flags: w | next, Next: 3}, 3: buf(w|next, 4), 4: {Addr: 1 << 50, Len: 0, Flags: r},
+		}), readable: 1, writable: 1},
+		{name: "indirect with a zero-length buffer", setup: indirect(0, -1, virtio.Desc{Addr: 1 << 50, Flags: w | next, Next: 1}, buf(w, 0)), writable: 1},
 
 		{name: "head past size", setup: raw(9, nil), want: virtio.ErrDescIndex},
 		{name: "head 65535", setup: raw(65535, nil), want: virtio.ErrDescIndex},
@@ -231,10 +237,46 @@ func chainCases() []chainCase {
 			return 0
 		}, want: virtio.ErrBufferRange},
 		{name: "indirect loop", setup: indirect(0, -1, buf(next, 1), buf(next, 0)), want: virtio.ErrChainTooLong},
+		{name: "indirect table as long as the queue", setup: indirect(0, -1, straightTable(8)...), readable: 7, writable: 1},
+		{name: "indirect table longer than the queue", setup: indirect(0, -1, straightTable(9)...), want: virtio.ErrChainTooLong},
+		{name: "direct and indirect longer than the queue", setup: func(d *virtiotest.DriverQueue) uint16 {
+			table := d.Alloc(16 * 7)
+			d.WriteDescs(table, straightTable(7))
+			d.SetDesc(5, buf(next, 6))
+			d.SetDesc(6, buf(next, 7))
+			d.SetDesc(7, virtio.Desc{Addr: table, Len: 16 * 7, Flags: virtio.DescFIndirect})
+			d.Publish(5)
+			return 5
+		}, want: virtio.ErrChainTooLong},
+		{name: "huge indirect table, short chain", setup: func(d *virtiotest.DriverQueue) uint16 {
+			table := d.Alloc(16 * 2)
+			d.WriteDescs(table, []virtio.Desc{buf(next, 1), buf(w, 0)})
+			d.SetDesc(0, virtio.Desc{Addr: table, Len: 16 * virtio.MaxIndirectDescs, Flags: virtio.DescFIndirect})
+			d.Publish(0)
+			return 0
+		}, big: true, readable: 1, writable: 1},
+		{name: "indirect table of 65536 looping entries", setup: func(d *virtiotest.DriverQueue) uint16 {
+			table := d.Alloc(16 * 2)
+			d.WriteDescs(table, []virtio.Desc{buf(next, 1), buf(next, 0)})
+			d.SetDesc(0, virtio.Desc{Addr: table, Len: 16 * virtio.MaxIndirectDescs, Flags: virtio.DescFIndirect})
+			d.Publish(0)
+			return 0
+		}, big: true, want: virtio.ErrChainTooLong},
 		{name: "indirect next past table", setup: indirect(0, -1, buf(next, 2), buf(r, 0)), want: virtio.ErrDescIndex},
 		{name: "indirect readable after writable", setup: indirect(0, -1, buf(w|next, 1), buf(r, 0)), want: virtio.ErrWriteOrder},
 		{name: "indirect buffer outside memory", setup: indirect(0, -1, virtio.Desc{Addr: memSize, Len: 1}), want: virtio.ErrBufferRange},
 	}
+}
+
+// straightTable is n readable descriptors chained in order, the last one
+// writable, for an indirect table.
+func straightTable(n int) []virtio.Desc {
+	t := make([]virtio.Desc, n)
+	for i := range t {
+		t[i] = virtio.Desc{Addr: 0xc00, Len: 16, Flags: virtio.DescFNext, Next: uint16(i + 1)}
+	}
+	t[n-1] = virtio.Desc{Addr: 0xc00, Len: 16, Flags: virtio.DescFWrite}
+	return t
 }
 
 // plainMem hides Mem's CheckRange: Queue then probes ranges with ReadAt.
@@ -358,5 +400,70 @@ func TestPushOrderAndWrap(t *testing.T) {
 	}
 	if q.NextUsed() != 1 || d.UsedIdx() != 1 {
 		t.Errorf("used idx %d (memory %d), want 1 after 65534+3", q.NextUsed(), d.UsedIdx())
+	}
+}
+
+// refillMem is a driver that keeps the ring full: each time the device
+// reads the avail idx, the driver collects what was used and adds a new
+// chain, until it has added left of them.
+type refillMem struct {
+	virtiotest.Mem
+	d    *virtiotest.DriverQueue
+	left int
+}
+
+func (m *refillMem) ReadAt(p []byte, gpa uint64) error {
+	if gpa == m.d.AvailAddr+2 && m.left > 0 {
+		m.d.Used()
+		for 2*(m.d.Outstanding()+1) <= int(m.d.Size) && m.left > 0 { // two descriptors each
+			m.d.Add([][]byte{{1}}, []int{1})
+			m.left--
+		}
+	}
+	return m.Mem.ReadAt(p, gpa)
+}
+
+// TestBatchFull: a device that drains a ring the driver keeps full pushes
+// 2^16 chains without the ring ever running dry. Asking NeedsInterrupt
+// only at the end would see the used idx back where it started and
+// interrupt no one; asking whenever BatchFull interrupts every Size pushes.
+func TestBatchFull(t *testing.T) {
+	const completions = 1 << 16
+	for _, eventIdx := range []bool{false, true} {
+		t.Run(fmt.Sprintf("EVENT_IDX %v", eventIdx), func(t *testing.T) {
+			d, q, mem := newQueue(t, 16, eventIdx)
+			rm := &refillMem{Mem: mem, d: d, left: completions}
+			pushes, interrupts := 0, 0
+			for {
+				c, err := q.Pop(rm)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c == nil {
+					break
+				}
+				if err := q.Push(rm, c.Head, 0); err != nil {
+					t.Fatal(err)
+				}
+				pushes++
+				if q.BatchFull() {
+					if pushes%int(q.Size) != 0 {
+						t.Fatalf("BatchFull after %d pushes, queue size %d", pushes, q.Size)
+					}
+					if q.NeedsInterrupt(rm) {
+						interrupts++
+					}
+				}
+			}
+			if q.NeedsInterrupt(rm) {
+				interrupts++
+			}
+			if pushes != completions {
+				t.Fatalf("%d pushes, want %d", pushes, completions)
+			}
+			if want := completions / int(q.Size); interrupts < want {
+				t.Errorf("%d interrupts for %d completions, want at least %d", interrupts, pushes, want)
+			}
+		})
 	}
 }

@@ -46,6 +46,7 @@ type Controller[T any] struct {
 	mu    sync.Mutex
 	irq   bool // VIRTIO_GPIO_F_IRQ negotiated
 	lines []lineState[T]
+	stats Stats
 }
 
 // lineState is what the device keeps per line besides the backend's state.
@@ -212,6 +213,9 @@ func (c *Controller[T]) Reset() error {
 	var errs []error
 	for i := range c.lines {
 		l := &c.lines[i]
+		if l.latched {
+			c.stats.LatchesDiscarded++
+		}
 		if l.irqType != IRQTypeNone {
 			if err := c.b.SetIRQType(i, IRQTypeNone); err != nil {
 				errs = append(errs, fmt.Errorf("line %d: %w", i, err))
@@ -259,20 +263,23 @@ func (c *Controller[T]) HandleRequest(req []byte, respCap int) []byte {
 	size := c.ResponseSize(req)
 	n := min(max(respCap, 0), size)
 	resp := make([]byte, n)
-	if n == 0 {
-		return resp
-	}
-	resp[0] = byte(StatusERR)
-	if n < size {
-		return resp
-	}
+	status := StatusERR
+	var done []Completion[T]
 	c.mu.Lock()
-	ok, done := c.request(req, resp[1:])
+	if n == size {
+		var ok bool
+		if ok, done = c.request(req, resp[1:]); ok {
+			status = StatusOK
+		}
+		c.countCompletions(done)
+	}
+	c.countRequest(req, byte(status))
 	c.mu.Unlock()
-	if ok {
-		resp[0] = byte(StatusOK)
-	} else {
-		clear(resp[1:])
+	if n > 0 {
+		resp[0] = byte(status)
+		if status != StatusOK {
+			clear(resp[1:])
+		}
 	}
 	if len(done) > 0 {
 		c.complete(done)

@@ -47,6 +47,7 @@ func (c *Controller[T]) setIRQType(line int, t IRQType) (bool, []Completion[T]) 
 	l.irqType, l.level, l.latched, l.since = t, v, false, since
 	if l.held && l.levelActive() {
 		// A buffer queued before the enable is the unmask.
+		c.stats.LevelsFired++
 		done = append(done, Completion[T]{Token: l.token, Status: EventValid})
 		l.held, l.token = false, *new(T)
 	}
@@ -65,7 +66,10 @@ func (c *Controller[T]) disable(line int) ([]Completion[T], error) {
 		done = []Completion[T]{{Token: l.token, Status: EventInvalid}}
 		l.held, l.token = false, *new(T)
 	}
-	l.latched = false
+	if l.latched {
+		c.stats.LatchesDiscarded++
+		l.latched = false
+	}
 	if l.irqType == IRQTypeNone {
 		return done, nil
 	}
@@ -99,23 +103,36 @@ func (c *Controller[T]) disable(line int) ([]Completion[T], error) {
 // The glue writes Completion.Bytes, truncated to respCap, and pushes the
 // chain.
 func (c *Controller[T]) QueueEvent(req []byte, respCap int, token T) []Completion[T] {
-	invalid := []Completion[T]{{Token: token, Status: EventInvalid}}
 	gpio, ok := parseIRQRequest(req)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !ok || respCap < IRQResponseSize || !c.irq || int(gpio) >= len(c.lines) {
+	done := c.queueEvent(gpio, ok && respCap >= IRQResponseSize, token)
+	c.countCompletions(done)
+	return done
+}
+
+// queueEvent is QueueEvent with c.mu held; usable says whether the buffer
+// is well formed.
+func (c *Controller[T]) queueEvent(gpio uint16, usable bool, token T) []Completion[T] {
+	invalid := []Completion[T]{{Token: token, Status: EventInvalid}}
+	if !usable || !c.irq || int(gpio) >= len(c.lines) {
 		return invalid
 	}
 	l := &c.lines[gpio]
 	if l.held {
 		return invalid
 	}
-	if l.latched || l.levelActive() {
-		l.latched = false
-		return []Completion[T]{{Token: token, Status: EventValid}}
+	switch {
+	case l.latched:
+		c.stats.LatchesDelivered++
+	case l.levelActive():
+		c.stats.LevelsFired++
+	default:
+		l.held, l.token = true, token
+		return nil
 	}
-	l.held, l.token = true, token
-	return nil
+	l.latched = false
+	return []Completion[T]{{Token: token, Status: EventValid}}
 }
 
 // levelActive reports whether l has a level interrupt whose level is active.
@@ -164,30 +181,39 @@ func (c *Controller[T]) HandleEvent(ev Event) []Completion[T] {
 		return nil
 	}
 	l := &c.lines[ev.Line]
-	if l.irqType == IRQTypeNone || !ev.Time.IsZero() && ev.Time.Before(l.since) {
+	if l.irqType == IRQTypeNone {
+		return nil
+	}
+	if !ev.Time.IsZero() && ev.Time.Before(l.since) {
+		c.stats.StaleEvents++
 		return nil
 	}
 	v := min(ev.Value, 1)
 	l.level = v
-	fire := false
 	switch {
 	case l.irqType.Edge():
-		if !edgeMatches(l.irqType, v) {
+		switch {
+		case !edgeMatches(l.irqType, v):
 			return nil
-		}
-		if !l.held {
+		case l.held:
+			c.stats.EdgesFired++
+		case l.latched:
+			c.stats.EdgesCollapsed++
+			return nil
+		default:
+			c.stats.EdgesLatched++
 			l.latched = true
 			return nil
 		}
-		fire = true
 	case l.irqType.Level():
-		fire = l.held && l.levelActive()
-	}
-	if !fire {
-		return nil
+		if !l.held || !l.levelActive() {
+			return nil
+		}
+		c.stats.LevelsFired++
 	}
 	done := []Completion[T]{{Token: l.token, Status: EventValid}}
 	l.held, l.token = false, *new(T)
+	c.countCompletions(done)
 	return done
 }
 

@@ -34,15 +34,17 @@ var (
 // Watch reports every change of any line to host-side observers.
 //
 // A Sim is safe for concurrent use. Neither Events nor watchers ever block
-// it: both are fed through unbounded queues.
+// it, and neither holds more than a bounded number of changes: Events
+// goes through an EdgeQueue, each watcher through a queue of at most
+// WatchLimit changes.
 type Sim struct {
 	names []string
 	now   func() time.Time
 
 	mu       sync.Mutex
 	lines    []simLine
-	events   *pump[Event]
-	watchers map[*pump[Change]]struct{}
+	events   *EdgeQueue
+	watchers map[*bounded[Change]]struct{}
 	closed   bool
 }
 
@@ -74,12 +76,12 @@ func NewSim(n int, names ...string) (*Sim, error) {
 		names:    make([]string, n),
 		now:      time.Now,
 		lines:    make([]simLine, n),
-		events:   newPump[Event](),
-		watchers: map[*pump[Change]]struct{}{},
+		events:   NewEdgeQueue(),
+		watchers: map[*bounded[Change]]struct{}{},
 	}
 	copy(s.names, names)
 	if err := checkNames(s.names); err != nil {
-		s.events.stop()
+		s.events.Close()
 		return nil, err
 	}
 	return s, nil
@@ -94,7 +96,7 @@ func (s *Sim) Close() {
 		return
 	}
 	s.closed = true
-	s.events.stop()
+	s.events.Close()
 	for w := range s.watchers {
 		w.stop()
 	}
@@ -113,7 +115,7 @@ func (s *Sim) Name(line int) string {
 }
 
 // Events implements Backend.
-func (s *Sim) Events() <-chan Event { return s.events.out }
+func (s *Sim) Events() <-chan Event { return s.events.Events() }
 
 func (s *Sim) line(line int) (*simLine, error) {
 	if line < 0 || line >= len(s.lines) {

@@ -14,9 +14,12 @@ const (
 	ChangeOutput                          // the guest drove a new output level
 	ChangeInput                           // the host drove a new input level
 	ChangeIRQType                         // the guest set a new trigger type
+	// ChangeLost stands for changes a watcher did not get: it fell
+	// WatchLimit changes behind. Change.Lost says how many.
+	ChangeLost
 )
 
-// String returns "direction", "output", "input" or "irq".
+// String returns "direction", "output", "input", "irq" or "lost".
 func (k ChangeKind) String() string {
 	switch k {
 	case ChangeDirection:
@@ -27,6 +30,8 @@ func (k ChangeKind) String() string {
 		return "input"
 	case ChangeIRQType:
 		return "irq"
+	case ChangeLost:
+		return "lost"
 	}
 	return fmt.Sprintf("ChangeKind(%d)", uint8(k))
 }
@@ -41,6 +46,8 @@ type Change struct {
 	From, To uint8
 	// Level is the line's level after the change.
 	Level uint8
+	// Lost is, for ChangeLost, how many changes were not delivered.
+	Lost uint64
 }
 
 // Values returns From and To as text: direction and irq type names, or
@@ -57,19 +64,33 @@ func (c Change) Values() (from, to string) {
 
 // String formats c as, for example, "line 3 output 0→1 level 1 at 15:04:05.000000".
 func (c Change) String() string {
+	if c.Kind == ChangeLost {
+		return fmt.Sprintf("%d changes lost at %s", c.Lost, c.Time.Format("15:04:05.000000"))
+	}
 	from, to := c.Values()
 	return fmt.Sprintf("line %d %s %s→%s level %d at %s",
 		c.Line, c.Kind, from, to, c.Level, c.Time.Format("15:04:05.000000"))
 }
 
+// WatchLimit is how many changes a watcher may fall behind before the
+// next ones are counted instead of queued.
+const WatchLimit = 1 << 16
+
 // Watch subscribes to every change of every line: directions and output
-// levels the guest sets, input levels the host sets, trigger types. Changes
-// arrive in the order they happened, none is dropped, and a slow reader
-// never slows the Sim (changes queue without bound until read). cancel
-// ends the subscription and closes the channel; call it when done. On a
-// closed Sim the channel is closed at once.
+// levels the guest sets, input levels the host sets, trigger types.
+// Changes arrive in the order they happened. A slow reader never slows the
+// Sim: once it is WatchLimit changes behind, further changes are counted,
+// not queued, until it has read the backlog; it then gets one ChangeLost
+// whose Lost says how many it missed, and the stream goes on. cancel ends
+// the subscription and closes the channel; call it when done. On a closed
+// Sim the channel is closed at once.
 func (s *Sim) Watch() (changes <-chan Change, cancel func()) {
-	p := newPump[Change]()
+	var lost uint64
+	p := newBounded(WatchLimit, func(Change) { lost++ }, func() []Change {
+		c := Change{Time: s.now(), Kind: ChangeLost, Lost: lost}
+		lost = 0
+		return []Change{c}
+	})
 	s.mu.Lock()
 	if s.closed {
 		p.stop()
@@ -106,6 +127,6 @@ func (s *Sim) changed(line int, old simLine) {
 	emit(ChangeOutput, old.out, l.out)
 	emit(ChangeInput, old.in, l.in)
 	if l.irq != IRQTypeNone && level != old.level() {
-		s.events.push(Event{Line: line, Value: level, Time: now})
+		s.events.Push(Event{Line: line, Value: level, Time: now})
 	}
 }

@@ -3,6 +3,7 @@ package gpio
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gvmm/gvmm/virtio"
 )
@@ -14,6 +15,10 @@ const QueueSize = 256
 // a well-formed request is 8 bytes, anything longer is answered ERR.
 const maxRequest = 16
 
+// maxResponse bounds the response the device builds for a request: the
+// largest is GET_NAMES's 1+gpio_names_size bytes, well under this.
+const maxResponse = 1 << 20
+
 // Device is the virtio-gpio device: a Controller served over two
 // virtqueues. It implements virtio.Device.
 //
@@ -22,17 +27,28 @@ const maxRequest = 16
 // shared by the last two and by requestq messages that return held eventq
 // buffers, so eventq pushes happen under evMu.
 type Device struct {
-	ctl *Controller[*virtio.Chain]
+	ctl *Controller[eventBuf]
 
-	mem      virtio.GuestMemory
-	irq      virtio.Interrupt
-	reqQ     *virtio.Queue
-	evQ      *virtio.Queue
-	evMu     sync.Mutex
-	kicks    [2]chan struct{}
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	activeMu sync.Mutex
+	mem       virtio.GuestMemory
+	irq       virtio.Interrupt
+	reqQ      *virtio.Queue
+	evQ       *virtio.Queue
+	evMu      sync.Mutex
+	kicks     [2]chan struct{}
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	activeMu  sync.Mutex
+	malformed atomic.Uint64
+}
+
+// eventBuf is what the device keeps of an eventq buffer it holds until
+// the line's interrupt fires: the chain's head, to return it, and its
+// first writable buffer, where the one-byte struct virtio_gpio_irq_response
+// goes (Len 0 if it has none). A held buffer so costs the same small,
+// fixed amount whatever chain the driver built.
+type eventBuf struct {
+	head uint16
+	resp virtio.Buffer
 }
 
 // NewDevice returns the device for backend b; it offers VIRTIO_GPIO_F_IRQ
@@ -64,24 +80,41 @@ func (d *Device) ReadConfig(off uint64, p []byte) { d.ctl.ReadConfig(off, p) }
 // WriteConfig ignores writes: the configuration is read-only.
 func (d *Device) WriteConfig(off uint64, p []byte) { d.ctl.WriteConfig(off, p) }
 
-// Activate starts serving the queues.
+// Stats returns what the device has done so far.
+func (d *Device) Stats() Stats {
+	s := d.ctl.Stats()
+	s.MalformedChains = d.malformed.Load()
+	return s
+}
+
+// Activate starts serving the queues, and looks at each once: the driver
+// may have made buffers available before DRIVER_OK. A driver that
+// negotiated VIRTIO_GPIO_F_IRQ but did not enable the eventq has no way to
+// receive interrupts, so for it the feature counts as not negotiated and
+// SET_IRQ_TYPE is answered ERR: nothing is enabled that nobody would read.
 func (d *Device) Activate(mem virtio.GuestMemory, irq virtio.Interrupt, queues []*virtio.Queue, features uint64) error {
 	d.activeMu.Lock()
 	defer d.activeMu.Unlock()
-	d.ctl.Negotiate(features)
 	d.mem, d.irq = mem, irq
 	d.reqQ, d.evQ = queues[RequestQueue], nil
 	if len(queues) > EventQueue {
 		d.evQ = queues[EventQueue]
 	}
+	if d.evQ == nil && features&(1<<FeatureIRQ) != 0 {
+		virtio.Logf(irq, "virtio-gpio: VIRTIO_GPIO_F_IRQ negotiated without an eventq; interrupts refused")
+		features &^= 1 << FeatureIRQ
+	}
+	d.ctl.Negotiate(features)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if d.reqQ != nil {
 		d.start(func() { d.serve(ctx, RequestQueue, d.serveRequests) })
+		d.Notify(RequestQueue)
 	}
 	if d.evQ != nil {
 		d.start(func() { d.serve(ctx, EventQueue, d.serveEvents) })
 		d.start(func() { d.ctl.Run(ctx) })
+		d.Notify(EventQueue)
 	}
 	return nil
 }
@@ -112,7 +145,9 @@ func (d *Device) Reset() {
 		d.wg.Wait()
 		d.cancel = nil
 	}
-	_ = d.ctl.Reset()
+	if err := d.ctl.Reset(); err != nil && d.irq != nil {
+		virtio.Logf(d.irq, "virtio-gpio: reset: %v", err)
+	}
 	d.reqQ, d.evQ = nil, nil
 }
 
@@ -129,35 +164,85 @@ func (d *Device) serve(ctx context.Context, q int, drain func()) {
 	}
 }
 
+// pop takes the next chain from q. A malformed chain is counted, logged
+// and returned to the driver at once with nothing written (ok false, c
+// nil, more true); a broken ring sets DEVICE_NEEDS_RESET (more false).
+// more is false when q has nothing more to give.
+func (d *Device) pop(q *virtio.Queue, name string) (c *virtio.Chain, more bool) {
+	c, err := q.Pop(d.mem)
+	switch {
+	case c == nil && err == nil:
+		return nil, false
+	case c == nil:
+		d.needsReset(name, err)
+		return nil, false
+	case err != nil:
+		d.malformed.Add(1)
+		virtio.Logf(d.irq, "virtio-gpio: %s: %v; returned unused", name, err)
+		if !d.push(q, name, c.Head, 0) {
+			return nil, false
+		}
+		return nil, true
+	}
+	return c, true
+}
+
+// push returns a chain and, every queue size pushes, interrupts the driver
+// if it asks for it, so that a driver that keeps the ring full still hears
+// of its buffers; it reports false if the ring is broken.
+func (d *Device) push(q *virtio.Queue, name string, head uint16, written uint32) bool {
+	if err := q.Push(d.mem, head, written); err != nil {
+		d.needsReset(name, err)
+		return false
+	}
+	if q.BatchFull() {
+		d.interrupt(q)
+	}
+	return true
+}
+
+// interrupt sends a used buffer notification if the driver wants one for
+// what was pushed since the last call.
+func (d *Device) interrupt(q *virtio.Queue) {
+	if q.NeedsInterrupt(d.mem) {
+		d.irq.Signal(virtio.InterruptUsedBuffer)
+	}
+}
+
+func (d *Device) needsReset(name string, err error) {
+	virtio.Logf(d.irq, "virtio-gpio: %s: %v; DEVICE_NEEDS_RESET", name, err)
+	virtio.SetNeedsReset(d.irq)
+}
+
 // serveRequests answers every available requestq message. A malformed
 // chain is still completed (with nothing written) so that the driver is
 // never left waiting; a broken ring asks the driver to reset the device.
 func (d *Device) serveRequests() {
+	defer d.interrupt(d.reqQ)
 	for {
-		c, err := d.reqQ.Pop(d.mem)
-		if c == nil {
-			if err != nil {
-				virtio.SetNeedsReset(d.irq)
-			}
-			break
-		}
-		written := uint32(0)
-		if err == nil {
-			req := make([]byte, min(c.ReadableLen(), maxRequest))
-			if _, err = c.Read(d.mem, req); err == nil {
-				resp := d.ctl.HandleRequest(req, int(min(c.WritableLen(), 1<<20)))
-				if n, werr := c.Write(d.mem, resp); werr == nil {
-					written = uint32(n)
-				}
-			}
-		}
-		if d.reqQ.Push(d.mem, c.Head, written) != nil {
-			virtio.SetNeedsReset(d.irq)
+		c, more := d.pop(d.reqQ, "requestq")
+		if !more {
 			return
 		}
-	}
-	if d.reqQ.NeedsInterrupt(d.mem) {
-		d.irq.Signal(virtio.InterruptUsedBuffer)
+		if c == nil {
+			continue
+		}
+		written := uint32(0)
+		req := make([]byte, min(c.ReadableLen(), maxRequest))
+		if _, err := c.Read(d.mem, req); err != nil {
+			d.malformed.Add(1)
+			virtio.Logf(d.irq, "virtio-gpio: requestq: chain %d: %v; returned unused", c.Head, err)
+		} else {
+			resp := d.ctl.HandleRequest(req, int(min(c.WritableLen(), maxResponse)))
+			n, err := c.Write(d.mem, resp)
+			if err != nil {
+				virtio.Logf(d.irq, "virtio-gpio: requestq: chain %d: response: %v", c.Head, err)
+			}
+			written = uint32(n)
+		}
+		if !d.push(d.reqQ, "requestq", c.Head, written) {
+			return
+		}
 	}
 }
 
@@ -166,59 +251,61 @@ func (d *Device) serveRequests() {
 func (d *Device) serveEvents() {
 	d.evMu.Lock()
 	defer d.evMu.Unlock()
-	var done []Completion[*virtio.Chain]
-	returned := false // a malformed chain went back, unused
+	defer d.interrupt(d.evQ)
 	for {
-		c, err := d.evQ.Pop(d.mem)
+		c, more := d.pop(d.evQ, "eventq")
+		if !more {
+			return
+		}
 		if c == nil {
-			if err != nil {
-				virtio.SetNeedsReset(d.irq)
-			}
-			break
-		}
-		req := make([]byte, min(c.ReadableLen(), maxRequest))
-		if err == nil {
-			_, err = c.Read(d.mem, req)
-		}
-		if err != nil {
-			if d.evQ.Push(d.mem, c.Head, 0) != nil {
-				virtio.SetNeedsReset(d.irq)
-				return
-			}
-			returned = true
 			continue
 		}
-		done = append(done, d.ctl.QueueEvent(req, int(min(c.WritableLen(), 1<<20)), c)...)
+		req := make([]byte, min(c.ReadableLen(), maxRequest))
+		if _, err := c.Read(d.mem, req); err != nil {
+			d.malformed.Add(1)
+			virtio.Logf(d.irq, "virtio-gpio: eventq: chain %d: %v; returned unused", c.Head, err)
+			if !d.push(d.evQ, "eventq", c.Head, 0) {
+				return
+			}
+			continue
+		}
+		b := eventBuf{head: c.Head}
+		if len(c.Writable) > 0 {
+			b.resp = c.Writable[0]
+		}
+		if !d.pushEvents(d.ctl.QueueEvent(req, int(min(c.WritableLen(), maxResponse)), b)) {
+			return
+		}
 	}
-	d.pushEvents(done, returned)
 }
 
 // completeEvents is the Controller's callback for buffers it completes
 // outside QueueEvent: from the requestq goroutine or from Run.
-func (d *Device) completeEvents(done []Completion[*virtio.Chain]) {
+func (d *Device) completeEvents(done []Completion[eventBuf]) {
 	d.evMu.Lock()
 	defer d.evMu.Unlock()
-	d.pushEvents(done, false)
+	if d.pushEvents(done) {
+		d.interrupt(d.evQ)
+	}
 }
 
-// pushEvents writes each completion's status and returns its buffer to the
-// driver, then notifies it as its event suppression asks, also when only
-// returned (chains already pushed unused) is set; evMu must be held.
-func (d *Device) pushEvents(done []Completion[*virtio.Chain], returned bool) {
-	if len(done) == 0 && !returned || d.evQ == nil {
-		return
+// pushEvents writes each completion's status into its buffer and returns
+// it to the driver; evMu must be held. It reports false if the ring is
+// broken (or the eventq gone).
+func (d *Device) pushEvents(done []Completion[eventBuf]) bool {
+	if d.evQ == nil {
+		return false
 	}
 	for _, c := range done {
 		written := uint32(0)
-		if n, err := c.Token.Write(d.mem, c.Bytes()); err == nil {
-			written = uint32(n)
+		if c.Token.resp.Len > 0 {
+			if err := d.mem.WriteAt(c.Bytes(), c.Token.resp.Addr); err == nil {
+				written = IRQResponseSize
+			}
 		}
-		if d.evQ.Push(d.mem, c.Token.Head, written) != nil {
-			virtio.SetNeedsReset(d.irq)
-			return
+		if !d.push(d.evQ, "eventq", c.Token.head, written) {
+			return false
 		}
 	}
-	if d.evQ.NeedsInterrupt(d.mem) {
-		d.irq.Signal(virtio.InterruptUsedBuffer)
-	}
+	return true
 }

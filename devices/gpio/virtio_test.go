@@ -1,6 +1,7 @@
 package gpio
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"testing"
@@ -19,24 +20,52 @@ type virtioRig struct {
 	irq      virtiotest.Interrupt
 }
 
+// rigConfig varies a virtioRig; its zero value is newVirtioRig's.
+type rigConfig struct {
+	lines    int    // default 4
+	evqSize  uint16 // default 16
+	noEventq bool   // the driver does not enable the eventq
+	// wrap, if set, gives the memory the device sees.
+	wrap func(r *virtioRig) virtio.GuestMemory
+	// before, if set, runs before DRIVER_OK (Activate).
+	before func(r *virtioRig)
+}
+
 func newVirtioRig(t *testing.T, irq bool) *virtioRig {
+	return newRig(t, irq, rigConfig{})
+}
+
+func newRig(t *testing.T, irq bool, cfg rigConfig) *virtioRig {
 	t.Helper()
-	sim, err := NewSim(4, "a", "b")
+	cfg.lines = cmp.Or(cfg.lines, 4)
+	cfg.evqSize = cmp.Or(cfg.evqSize, 16)
+	sim, err := NewSim(cfg.lines, "a", "b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sim.Close)
-	r := &virtioRig{sim: sim, mem: virtiotest.NewMem(1 << 20)}
+	r := &virtioRig{sim: sim, mem: virtiotest.NewMem(4 << 20)}
 	if r.dev, err = NewDevice(sim); err != nil {
 		t.Fatal(err)
 	}
-	r.req = virtiotest.NewDriverQueue(r.mem, 0, 16)
-	r.evq = virtiotest.NewDriverQueue(r.mem, 0x80000, 16)
+	r.req = virtiotest.NewDriverQueue(r.mem[:1<<20], 0, 16)
+	r.evq = virtiotest.NewDriverQueue(r.mem[:2<<20], 1<<20, cfg.evqSize)
 	features := uint64(0)
 	if irq {
 		features = 1 << FeatureIRQ
 	}
-	if err := r.dev.Activate(r.mem, &r.irq, []*virtio.Queue{r.req.Queue(), r.evq.Queue()}, features); err != nil {
+	queues := []*virtio.Queue{r.req.Queue(), r.evq.Queue()}
+	if cfg.noEventq {
+		queues[EventQueue] = nil
+	}
+	var mem virtio.GuestMemory = r.mem
+	if cfg.wrap != nil {
+		mem = cfg.wrap(r)
+	}
+	if cfg.before != nil {
+		cfg.before(r)
+	}
+	if err := r.dev.Activate(mem, &r.irq, queues, features); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.dev.Reset)

@@ -1,21 +1,38 @@
 package virtiotest
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/gvmm/gvmm/virtio"
 )
 
-// Interrupt records the notifications a device sends. It implements
-// virtio.Interrupt and virtio.NeedsResetter, is safe for concurrent use,
-// and its zero value is ready to use.
+// Interrupt records the notifications a device sends and the lines it
+// logs. It implements virtio.Interrupt, virtio.NeedsResetter and
+// virtio.Logger, is safe for concurrent use, and its zero value is ready
+// to use.
 type Interrupt struct {
 	mu         sync.Mutex
 	bits       uint32
 	count      int
 	needsReset bool
 	ch         chan struct{}
+	logs       []string
+}
+
+// Logf records a line the device logs.
+func (i *Interrupt) Logf(format string, args ...any) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.logs = append(i.logs, fmt.Sprintf(format, args...))
+}
+
+// Logs returns the lines the device logged so far.
+func (i *Interrupt) Logs() []string {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return append([]string(nil), i.logs...)
 }
 
 // Signal records bits, as InterruptStatus would.

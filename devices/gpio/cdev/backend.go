@@ -30,8 +30,10 @@ import (
 //   - SetIRQType(t): input with GPIO_V2_LINE_FLAG_EDGE_RISING|_FALLING for
 //     any t but None, without edges for None.
 //
-// Events come from a goroutine that reads the request's edge events and
-// queues them without bound, so a slow reader of Events loses none.
+// Events come from a goroutine that reads the request's edge events into a
+// gpio.EdgeQueue: noisy hardware never makes it hold more than a bounded
+// number of them, and a reader that falls behind gets them folded as the
+// EdgeQueue documents.
 type Backend struct {
 	chip  *Chip // nil in tests
 	req   *Request
@@ -42,12 +44,10 @@ type Backend struct {
 	mu    sync.Mutex
 	lines []lineState
 
-	events  chan gpio.Event
-	batches chan []gpio.Event // reader -> deliver
-	done    chan struct{}     // closed by Close
-	wg      sync.WaitGroup
-	once    sync.Once
-	err     error // of Close
+	events *gpio.EdgeQueue
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error // of Close
 }
 
 // lineState is what the guest made of a line.
@@ -188,22 +188,19 @@ func mergeNames(host, override []string) []string {
 
 func newBackend(chip *Chip, req *Request, host []int, names []string) *Backend {
 	b := &Backend{
-		chip:    chip,
-		req:     req,
-		host:    host,
-		guest:   make(map[int]int, len(host)),
-		names:   names,
-		lines:   make([]lineState, len(host)),
-		events:  make(chan gpio.Event),
-		batches: make(chan []gpio.Event),
-		done:    make(chan struct{}),
+		chip:   chip,
+		req:    req,
+		host:   host,
+		guest:  make(map[int]int, len(host)),
+		names:  names,
+		lines:  make([]lineState, len(host)),
+		events: gpio.NewEdgeQueue(),
 	}
 	for i, o := range host {
 		b.guest[o] = i
 	}
-	b.wg.Add(2)
+	b.wg.Add(1)
 	go b.read()
-	go b.deliver()
 	return b
 }
 
@@ -212,12 +209,12 @@ func newBackend(chip *Chip, req *Request, host []int, names []string) *Backend {
 // Events channel is closed. The Backend's methods fail afterwards.
 func (b *Backend) Close() error {
 	b.once.Do(func() {
-		close(b.done)
 		b.err = b.req.Close()
 		if b.chip != nil {
 			b.err = errors.Join(b.err, b.chip.Close())
 		}
 		b.wg.Wait()
+		b.events.Close()
 	})
 	return b.err
 }
@@ -233,7 +230,6 @@ func (b *Backend) read() {
 			return // closed, or the chip is gone
 		}
 		now, mono := time.Now(), monotonicNs()
-		var batch []gpio.Event
 		b.mu.Lock()
 		for _, e := range buf[:n] {
 			g, ok := b.guest[e.Offset]
@@ -245,40 +241,9 @@ func (b *Backend) read() {
 				v = 1
 			}
 			age := time.Duration(max(mono-int64(e.TimestampNs), 0))
-			batch = append(batch, gpio.Event{Line: g, Value: v, Time: now.Add(-age)})
+			b.events.Push(gpio.Event{Line: g, Value: v, Time: now.Add(-age)})
 		}
 		b.mu.Unlock()
-		if batch == nil {
-			continue
-		}
-		select {
-		case b.batches <- batch:
-		case <-b.done:
-			return
-		}
-	}
-}
-
-// deliver queues batches from read, without bound, and feeds the queue to
-// Events in order, until Close.
-func (b *Backend) deliver() {
-	defer b.wg.Done()
-	defer close(b.events)
-	var q []gpio.Event
-	for {
-		var out chan<- gpio.Event // nil, never ready, while q is empty
-		var next gpio.Event
-		if len(q) > 0 {
-			out, next = b.events, q[0]
-		}
-		select {
-		case batch := <-b.batches:
-			q = append(q, batch...)
-		case out <- next:
-			q = q[1:]
-		case <-b.done:
-			return
-		}
 	}
 }
 
@@ -320,7 +285,7 @@ func (b *Backend) Name(line int) string {
 }
 
 // Events implements gpio.Backend.
-func (b *Backend) Events() <-chan gpio.Event { return b.events }
+func (b *Backend) Events() <-chan gpio.Event { return b.events.Events() }
 
 // Direction implements gpio.Backend: the direction the guest set, None
 // until it sets one.

@@ -31,13 +31,16 @@ l1:
 		echo "==> hardware KVM available: no nested test host needed"; \
 	else images/l1/build-l1.sh >/dev/null; fi
 
+# The control socket goes where gvmm runs: here, or the nested test host's
+# scratch directory (its TMPDIR) when it runs there.
 run: build image l1
-	@$(L1EXEC) $(CURDIR)/bin/gvmm run --gpio sim:8,names=led0,led1,btn0
+	@$(L1EXEC) sh -c 'exec "$$0" run --gpio sim:8,names=led0,led1,btn0 --control "$${TMPDIR:-/tmp}/gvmm.sock"' $(CURDIR)/bin/gvmm
 
 test: lint unit guest-test
 
 lint:
-	@echo "==> gofmt, go vet, staticcheck"
+	@echo "==> go mod tidy, gofmt, go vet, staticcheck"
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -1,9 +1,11 @@
 package vmm
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/gvmm/gvmm/fdt"
 	"github.com/gvmm/gvmm/virtio"
@@ -61,7 +63,9 @@ func DeviceTree(c Config) ([]byte, error) {
 
 // attachVirtio puts each virtio device on the MMIO bus with an irqfd for
 // its interrupt and an ioeventfd per queue for its notifications, falling
-// back to plain MMIO exits and KVM_IRQ_LINE where KVM lacks them.
+// back to plain MMIO exits and KVM_IRQ_LINE where KVM lacks them. Each
+// transport logs through Config.Log, naming its device; a fallback is
+// always logged, the normal wiring only with Config.Verbose.
 func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 	if len(devs) > MaxVirtio {
 		return fmt.Errorf("%d virtio devices: at most %d", len(devs), MaxVirtio)
@@ -69,22 +73,42 @@ func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 	for i, d := range devs {
 		base := virtioBase + uint64(i)*virtioStride
 		gsi := uint32(fdt.FirstPin + i)
+		name := fmt.Sprintf("virtio-mmio@%#x", base)
+		if d.GPIO != nil {
+			name += " (" + cmp.Or(d.GPIO.Label, fmt.Sprintf("gpio%d", i)) + ")"
+		}
+		irqPath := "irqfd"
 		raise := func() { vm.setIRQ(gsi, true); vm.setIRQ(gsi, false) }
 		if f, err := vm.IRQFD(gsi); err == nil {
 			vm.files = append(vm.files, f)
 			one := binary.LittleEndian.AppendUint64(nil, 1)
 			raise = func() { _, _ = f.Write(one) }
+		} else {
+			irqPath = "KVM_IRQ_LINE from the device goroutine (" + err.Error() + ")"
 		}
 		t := virtio.NewMMIO(d.Device, &vm.mem, raise)
+		if vm.log != nil {
+			t.Log = func(line string) { vm.log(name + ": " + line) }
+		}
 		vm.mmio.Add(base, virtio.MMIOSize, t)
 		vm.transports = append(vm.transports, t)
+		var fallback []string
 		for q := range d.Device.QueueMaxSizes() {
 			f, err := vm.IOEventFD(base+virtio.RegQueueNotify, uint32(q))
 			if err != nil {
-				continue // the notify then exits to the vCPU loop
+				// The notify then exits to the vCPU loop.
+				fallback = append(fallback, fmt.Sprintf("queue %d: %v", q, err))
+				continue
 			}
 			vm.files = append(vm.files, f)
 			go waitEventFD(f, func() { t.Notify(q) })
+		}
+		notifyPath := fmt.Sprintf("ioeventfd for its %d queues", len(d.Device.QueueMaxSizes()))
+		if fallback != nil {
+			notifyPath = "MMIO exits through the vCPU loop for " + strings.Join(fallback, "; ")
+		}
+		if vm.verbose || fallback != nil || irqPath != "irqfd" {
+			vm.logf("%s: IO-APIC pin %d; notifications: %s; interrupts: %s", name, gsi, notifyPath, irqPath)
 		}
 	}
 	// syscon-poweroff writes its value here; it must read back as 0 or the

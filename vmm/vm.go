@@ -40,6 +40,13 @@ type Config struct {
 	Virtio    []VirtioDevice   // on virtio-mmio, in the device tree
 	LEDs      []fdt.LED        // gpio-leds consumers in the device tree
 	Keys      []fdt.Key        // gpio-keys consumers in the device tree
+	// Log, if set, receives the VMM's diagnostics, one line each without
+	// a newline: what a virtio transport or device refused or could not
+	// use, and how each device was wired. It may be called from any
+	// goroutine, also at once; rate-limit it (internal/ratelog).
+	Log func(line string)
+	// Verbose also logs the wiring that went as planned.
+	Verbose bool
 }
 
 // ExitReason says how the guest ended.
@@ -72,6 +79,8 @@ type VM struct {
 	files       []*os.File // irqfds and ioeventfds
 	uart        *serial.UART
 	console     *consoleWatch
+	log         func(string)
+	verbose     bool
 
 	stopOnce sync.Once
 	done     chan struct{}
@@ -165,6 +174,7 @@ func New(c Config) (_ *VM, err error) {
 	// POST diagnostic port: written during boot, nothing to do.
 	vm.pio.Add(0x80, 1, portFunc{})
 
+	vm.log, vm.verbose = c.Log, c.Verbose
 	if err := vm.attachVirtio(c.Virtio); err != nil {
 		return nil, err
 	}
@@ -202,6 +212,13 @@ func New(c Config) (_ *VM, err error) {
 		return nil, fmt.Errorf("vCPU 0: %w", err)
 	}
 	return vm, nil
+}
+
+// logf writes a diagnostic line to Config.Log, if set.
+func (vm *VM) logf(format string, args ...any) {
+	if vm.log != nil {
+		vm.log(fmt.Sprintf(format, args...))
+	}
 }
 
 // Memory returns guest RAM.

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,5 +137,32 @@ func TestDTBHelp(t *testing.T) {
 	gvmm([]string{"help"}, nil, &stdout, &stderr)
 	if !strings.Contains(stdout.String(), "gvmm dtb [flags] -o FILE") {
 		t.Errorf("gvmm help does not mention dtb:\n%s", stdout.String())
+	}
+}
+
+// TestListenControl: a socket file left by a killed gvmm is replaced; a
+// live socket and a file that is no socket are refused.
+func TestListenControl(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // the file stays, nobody answers
+	if l, err = listenControl(stale); err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	defer l.Close()
+	if _, err := listenControl(stale); err == nil || !strings.Contains(err.Error(), "in use by another gvmm") {
+		t.Errorf("live socket: %v", err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listenControl(file); err == nil {
+		t.Error("a plain file was replaced")
 	}
 }

@@ -22,7 +22,17 @@ Commands:
   set LINE 0|1      drive the line's input (an edge for the guest's gpiomon)
   list              print every line of every bank as JSON
   watch             print every change of the bank as a JSON line, with a
-                    timestamp, until interrupted
+                    timestamp, until interrupted; a watcher that falls
+                    65536 changes behind (suspended, or piped into a pager)
+                    is told on stderr how many it missed, and goes on
+  stats             print what the bank's virtio-gpio device has done as
+                    JSON: requests by type, errors, interrupts fired,
+                    latched and collapsed, malformed chains (host banks too)
+
+Examples:
+  gvmm run --gpio sim:8 --control /tmp/gvmm.sock     (in one terminal)
+  gvmm gpio --control /tmp/gvmm.sock set 2 1          (in another)
+  gvmm gpio --control /tmp/gvmm.sock watch
 
 Flags:
 `
@@ -48,10 +58,10 @@ func gpioCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(a) == 0 {
-		return usage("missing command: get, set, list or watch")
+		return usage("missing command: get, set, list, watch or stats")
 	}
 	req := control.Request{Op: a[0], Bank: *bank}
-	want := map[string]int{"get": 2, "set": 3, "list": 1, "watch": 1}[a[0]]
+	want := map[string]int{"get": 2, "set": 3, "list": 1, "watch": 1, "stats": 1}[a[0]]
 	if want == 0 {
 		return usage(fmt.Sprintf("unknown command %q", a[0]))
 	}
@@ -89,6 +99,9 @@ func gpioCmd(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "gvmm gpio: %v\n", err)
 				return 1
 			}
+			if ev.Kind == "lost" {
+				fmt.Fprintf(stderr, "gvmm gpio: watch fell behind: %d changes lost\n", ev.Lost)
+			}
 			_ = enc.Encode(ev)
 		}
 	}
@@ -102,6 +115,8 @@ func gpioCmd(args []string, stdout, stderr io.Writer) int {
 		_ = enc.Encode(resp.Line)
 	case resp.Banks != nil:
 		_ = enc.Encode(resp.Banks)
+	case resp.Stats != nil:
+		_ = enc.Encode(resp.Stats)
 	}
 	return 0
 }

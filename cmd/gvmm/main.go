@@ -19,6 +19,7 @@ import (
 	"github.com/gvmm/gvmm/devices/gpio"
 	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/fdt"
+	"github.com/gvmm/gvmm/internal/ratelog"
 	"github.com/gvmm/gvmm/internal/term"
 	"github.com/gvmm/gvmm/vmm"
 )
@@ -84,7 +85,8 @@ func imageDir() string {
 // runFlags are the flags of gvmm run (which gvmm dtb takes too).
 type runFlags struct {
 	kernel, initrd, cmdline, cmd string
-	control, name                string
+	control, name, logFile       string
+	verbose                      bool
 	mem                          uint64
 	cpus                         int
 	gpios                        []gpioSpec
@@ -110,6 +112,9 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 	})
 	fs.StringVar(&f.control, "control", "", "serve the simulated GPIO banks on a Unix socket at `path`\n(see 'gvmm gpio --help')")
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
+	fs.StringVar(&f.logFile, "log", "", "write gvmm's diagnostics (what the guest's drivers did that a device\n"+
+		"refused, a broken queue, ...) to `file` instead of standard error")
+	fs.BoolVar(&f.verbose, "verbose", false, "also log how each device is wired (ioeventfd/irqfd or the fallback)")
 	fs.Func("name", "a `name` for this VM, 1 to 26 letters, digits or . _ -: host lines it holds\n"+
 		"show the consumer \"gvmm-NAME\" instead of \"gvmm\" (gpioinfo on the host)", func(s string) error {
 		f.name = s
@@ -326,12 +331,28 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "gvmm: warning: --key %q uses controller %d: Linux 6.1's gpio-virtio (the default image's) crashes on interrupts of any controller but the first\n", k.value, k.ref.ctrl)
 		}
 	}
+	// Diagnostics go to --log FILE or to stderr, one line each, at a
+	// bounded rate; on stderr with "\r\n" while the terminal is raw.
+	logTo, onTerminal := stderr, true
+	if f.logFile != "" {
+		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintf(stderr, "gvmm: --log: %v\n", err)
+			return 1
+		}
+		defer lf.Close()
+		logTo, onTerminal = lf, false
+	}
+	logger := ratelog.New(logTo, "gvmm: ")
+	defer logger.Close()
 	cfg := f.config()
 	cfg.Kernel, cfg.Initrd, cfg.Console = kernel, initrd, stdout
+	cfg.Log, cfg.Verbose = logger.Log, f.verbose
 	// Host lines are requested here, before the guest starts, and released
 	// by the deferred closes on every way out of runCmd (the kernel would
 	// release them anyway when gvmm exits, however it does).
 	var banks []*gpio.Sim
+	var devs []*gpio.Device
 	for i, g := range f.gpios {
 		sim, dev, closeGPIO, err := openGPIO(g, consumerName(f.name))
 		if err != nil {
@@ -344,16 +365,18 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer closeGPIO()
 		cfg.Virtio[i].Device = dev
 		banks = append(banks, sim)
+		devs = append(devs, dev)
 	}
 	if f.control != "" {
-		l, err := net.Listen("unix", f.control)
+		l, err := listenControl(f.control)
 		if err != nil {
 			fmt.Fprintf(stderr, "gvmm: --control: %v\n", err)
 			return 1
 		}
 		defer os.Remove(f.control)
 		defer l.Close()
-		go func() { _ = (&control.Server{Banks: banks}).Serve(l) }()
+		fmt.Fprintln(stderr, controlHint(f.control))
+		go func() { _ = (&control.Server{Banks: banks, Devices: devs}).Serve(l) }()
 	}
 	vm, err := vmm.New(cfg)
 	if err != nil {
@@ -366,7 +389,10 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// every way out of this function.
 	restore := func() {}
 	if fd, ok := stdin.(interface{ Fd() uintptr }); ok {
-		restore, _ = term.MakeRaw(int(fd.Fd()))
+		if r, ok := term.MakeRaw(int(fd.Fd())); ok {
+			logger.SetCRLF(onTerminal)
+			restore = func() { r(); logger.SetCRLF(false) }
+		}
 	}
 	defer restore()
 
@@ -418,6 +444,39 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exit.Status
 	}
 	return 0
+}
+
+// listenControl listens on the Unix socket path. A socket file left
+// there by a gvmm that was killed (nobody answers on it) is replaced; a
+// live one, or any other file, is an error.
+func listenControl(path string) (net.Listener, error) {
+	l, err := net.Listen("unix", path)
+	if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		return l, err
+	}
+	if fi, serr := os.Lstat(path); serr != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil, err
+	}
+	if c, derr := net.Dial("unix", path); derr == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is in use by another gvmm; give --control another path", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return nil, err
+	}
+	return net.Listen("unix", path)
+}
+
+// controlHint is the line gvmm run prints about its control socket.
+func controlHint(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	hint := fmt.Sprintf("gvmm: drive the simulated lines from another terminal: gvmm gpio --control %s set 2 1 (or get, list, watch, stats; see 'gvmm gpio --help')", path)
+	if os.Getenv("GVMM_IN_L1") != "" {
+		hint += "\ngvmm: (this gvmm runs inside the nested test host, images/l1, so its socket is reachable only there: on a host with hardware KVM it is reachable from any terminal)"
+	}
+	return hint
 }
 
 // forwardInput copies the console input to the guest until EOF, closing

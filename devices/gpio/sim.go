@@ -114,6 +114,10 @@ func (s *Sim) Name(line int) string {
 	return s.names[line]
 }
 
+// EventsFolded is the number of events folded because the reader of
+// Events fell behind (see EdgeQueue).
+func (s *Sim) EventsFolded() uint64 { return s.events.Dropped() }
+
 // Events implements Backend.
 func (s *Sim) Events() <-chan Event { return s.events.Events() }
 

@@ -50,6 +50,10 @@ type Stats struct {
 	// MalformedChains counts descriptor chains the device could not use
 	// (either queue), returned with nothing written.
 	MalformedChains uint64 `json:"malformed_chains"`
+	// EventsFolded counts backend events its EdgeQueue folded into others
+	// because the device fell EdgeQueueLimit events behind (backends
+	// with an EventsFolded method: Sim and the host-passthrough backend).
+	EventsFolded uint64 `json:"events_folded"`
 }
 
 // Stats returns the counts so far.

@@ -84,6 +84,9 @@ func (d *Device) WriteConfig(off uint64, p []byte) { d.ctl.WriteConfig(off, p) }
 func (d *Device) Stats() Stats {
 	s := d.ctl.Stats()
 	s.MalformedChains = d.malformed.Load()
+	if f, ok := d.ctl.b.(interface{ EventsFolded() uint64 }); ok {
+		s.EventsFolded = f.EventsFolded()
+	}
 	return s
 }
 

@@ -287,6 +287,10 @@ func (b *Backend) Name(line int) string {
 // Events implements gpio.Backend.
 func (b *Backend) Events() <-chan gpio.Event { return b.events.Events() }
 
+// EventsFolded is the number of edge events folded because the reader of
+// Events fell behind (see gpio.EdgeQueue).
+func (b *Backend) EventsFolded() uint64 { return b.events.Dropped() }
+
 // Direction implements gpio.Backend: the direction the guest set, None
 // until it sets one.
 func (b *Backend) Direction(line int) (gpio.Direction, error) {

@@ -1,17 +1,17 @@
 package control
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 )
 
 // Client talks to a Server.
 type Client struct {
-	c  net.Conn
-	sc *bufio.Scanner
+	c   net.Conn
+	dec *json.Decoder
 }
 
 // Dial connects to the control socket at path.
@@ -20,11 +20,22 @@ func Dial(path string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w (is gvmm running with --control %s?)", path, err, path)
 	}
-	return &Client{c: c, sc: bufio.NewScanner(c)}, nil
+	// A decoder, not a line scanner: an answer (list of a large bank) has
+	// no length limit on this side.
+	return &Client{c: c, dec: json.NewDecoder(c)}, nil
 }
 
 // Close hangs up.
 func (cl *Client) Close() error { return cl.c.Close() }
+
+// read decodes the next answer or streamed event into v.
+func (cl *Client) read(v any) error {
+	err := cl.dec.Decode(v)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("control socket closed")
+	}
+	return err
+}
 
 // Do sends one request and reads its response.
 func (cl *Client) Do(req Request) (Response, error) {
@@ -32,13 +43,7 @@ func (cl *Client) Do(req Request) (Response, error) {
 	if err := json.NewEncoder(cl.c).Encode(req); err != nil {
 		return resp, err
 	}
-	if !cl.sc.Scan() {
-		if err := cl.sc.Err(); err != nil {
-			return resp, err
-		}
-		return resp, errors.New("control socket closed")
-	}
-	if err := json.Unmarshal(cl.sc.Bytes(), &resp); err != nil {
+	if err := cl.read(&resp); err != nil {
 		return resp, err
 	}
 	if !resp.OK {
@@ -53,14 +58,10 @@ func (cl *Client) Watch(bank int) error {
 	return err
 }
 
-// Next returns the next streamed change.
+// Next returns the next streamed change. An Event of Kind "lost" says how
+// many changes were not delivered because this client fell behind.
 func (cl *Client) Next() (Event, error) {
 	var ev Event
-	if !cl.sc.Scan() {
-		if err := cl.sc.Err(); err != nil {
-			return ev, err
-		}
-		return ev, errors.New("control socket closed")
-	}
-	return ev, json.Unmarshal(cl.sc.Bytes(), &ev)
+	err := cl.read(&ev)
+	return ev, err
 }

@@ -1,29 +1,46 @@
 // Package control is the host-side control surface of simulated GPIO
 // banks: a Unix socket speaking JSON lines, served by `gvmm run --control
-// PATH` and used by `gvmm gpio get|set|watch` (or any client: socat, a
-// test, a script).
+// PATH` and used by `gvmm gpio get|set|list|watch|stats` (or any client:
+// socat, a test, a script).
 //
-// Each request is one JSON object on one line; each answer is one line:
+// Each request is one JSON object on one line, of at most MaxRequestLine
+// bytes; each answer is one line:
 //
 //	{"op":"get","bank":0,"line":3}           → {"ok":true,"line":{...LineState...}}
 //	{"op":"set","bank":0,"line":2,"value":1} → {"ok":true}    (drives an input)
 //	{"op":"list"}                            → {"ok":true,"banks":[[...LineState...],...]}
+//	{"op":"stats","bank":0}                  → {"ok":true,"stats":{...gpio.Stats...}}
 //	{"op":"watch","bank":0}                  → {"ok":true}, then one Event per change
 //
 // A failed request answers {"ok":false,"error":"..."}. watch streams until
-// the client closes the connection. Banks are numbered in --gpio order.
+// the client closes the connection; a watcher that falls gpio.WatchLimit
+// changes behind gets an Event of kind "lost" saying how many it missed.
+// Banks are numbered in --gpio order. At most MaxConns clients are served
+// at once.
 package control
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/gvmm/gvmm/devices/gpio"
+)
+
+// Limits on what a client can make the server hold.
+const (
+	// MaxRequestLine is the longest request line the server reads; a
+	// longer one is answered with an error and the connection closed.
+	MaxRequestLine = 4096
+	// MaxConns is how many clients are served at once; another one is
+	// told so and hung up on.
+	MaxConns = 64
 )
 
 // Request is one client request.
@@ -32,6 +49,33 @@ type Request struct {
 	Bank  int    `json:"bank"`
 	Line  int    `json:"line"`
 	Value uint8  `json:"value"`
+}
+
+// ops are the requests the server knows.
+var ops = map[string]bool{"get": true, "set": true, "list": true, "stats": true, "watch": true}
+
+// ParseRequest decodes one request line: a JSON object with only the
+// fields of Request, a known op and no negative numbers. Whether the bank
+// and line exist is for the server to say.
+func ParseRequest(line []byte) (Request, error) {
+	var req Request
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return Request{}, fmt.Errorf("bad request: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Request{}, errors.New("bad request: more than one JSON value on the line")
+	}
+	switch {
+	case !ops[req.Op]:
+		return Request{}, fmt.Errorf("unknown op %q (want get, set, list, stats or watch)", req.Op)
+	case req.Bank < 0:
+		return Request{}, fmt.Errorf("bank %d: banks are numbered from 0", req.Bank)
+	case req.Line < 0:
+		return Request{}, fmt.Errorf("line %d: lines are numbered from 0", req.Line)
+	}
+	return req, nil
 }
 
 // Line is the state of one line as the control surface reports it.
@@ -54,14 +98,17 @@ type Event struct {
 	From  string    `json:"from"`
 	To    string    `json:"to"`
 	Level uint8     `json:"level"`
+	// Lost is, for kind "lost", how many changes the watcher missed.
+	Lost uint64 `json:"lost,omitempty"`
 }
 
 // Response answers a request.
 type Response struct {
-	OK    bool     `json:"ok"`
-	Error string   `json:"error,omitempty"`
-	Line  *Line    `json:"line,omitempty"`
-	Banks [][]Line `json:"banks,omitempty"`
+	OK    bool        `json:"ok"`
+	Error string      `json:"error,omitempty"`
+	Line  *Line       `json:"line,omitempty"`
+	Banks [][]Line    `json:"banks,omitempty"`
+	Stats *gpio.Stats `json:"stats,omitempty"`
 }
 
 func lineOf(s gpio.LineState) Line {
@@ -71,6 +118,9 @@ func lineOf(s gpio.LineState) Line {
 
 func eventOf(bank int, c gpio.Change) Event {
 	from, to := c.Values()
+	if c.Kind == gpio.ChangeLost {
+		return Event{Time: c.Time, Bank: bank, Kind: c.Kind.String(), Lost: c.Lost}
+	}
 	return Event{Time: c.Time, Bank: bank, Line: c.Line, Kind: c.Kind.String(), From: from, To: to, Level: c.Level}
 }
 
@@ -79,7 +129,12 @@ type Server struct {
 	// Banks are the simulated banks in --gpio order; nil stands for a
 	// controller of host lines, which the server refuses to touch.
 	Banks []*gpio.Sim
-	wg    sync.WaitGroup
+	// Devices, if set, are the virtio-gpio devices in the same order,
+	// for stats (host banks included).
+	Devices []*gpio.Device
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   int
 }
 
 // Serve accepts connections until l is closed.
@@ -93,19 +148,39 @@ func (s *Server) Serve(l net.Listener) error {
 			}
 			return err
 		}
+		s.mu.Lock()
+		full := s.conns >= MaxConns
+		if !full {
+			s.conns++
+		}
+		s.mu.Unlock()
+		if full {
+			_ = json.NewEncoder(c).Encode(Response{Error: fmt.Sprintf("too many clients: at most %d at once", MaxConns)})
+			c.Close()
+			continue
+		}
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.conn(c) }()
+		go func() {
+			defer s.wg.Done()
+			s.conn(c)
+			s.mu.Lock()
+			s.conns--
+			s.mu.Unlock()
+		}()
 	}
 }
 
 func (s *Server) conn(c net.Conn) {
 	defer c.Close()
 	sc := bufio.NewScanner(c)
+	sc.Buffer(make([]byte, 0, 512), MaxRequestLine)
 	enc := json.NewEncoder(c)
 	for sc.Scan() {
-		var req Request
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			_ = enc.Encode(Response{Error: "bad request: " + err.Error()})
+		req, err := ParseRequest(sc.Bytes())
+		if err != nil {
+			if enc.Encode(Response{Error: err.Error()}) != nil {
+				return
+			}
 			continue
 		}
 		if req.Op == "watch" {
@@ -115,6 +190,9 @@ func (s *Server) conn(c net.Conn) {
 		if enc.Encode(s.do(req)) != nil {
 			return
 		}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		_ = enc.Encode(Response{Error: fmt.Sprintf("request longer than %d bytes; closing", MaxRequestLine)})
 	}
 }
 
@@ -144,6 +222,13 @@ func (s *Server) do(req Request) Response {
 		}
 		return Response{OK: true, Banks: banks}
 	}
+	if req.Op == "stats" {
+		if req.Bank >= len(s.Devices) || req.Bank >= len(s.Banks) {
+			return Response{Error: fmt.Sprintf("no bank %d: there are %d (numbered from 0 in --gpio order)", req.Bank, len(s.Banks))}
+		}
+		st := s.Devices[req.Bank].Stats()
+		return Response{OK: true, Stats: &st}
+	}
 	b, err := s.bank(req.Bank)
 	if err != nil {
 		return Response{Error: err.Error()}
@@ -162,7 +247,7 @@ func (s *Server) do(req Request) Response {
 		}
 		return Response{OK: true}
 	}
-	return Response{Error: fmt.Sprintf("unknown op %q (want get, set, list or watch)", req.Op)}
+	return Response{Error: fmt.Sprintf("unknown op %q", req.Op)}
 }
 
 // watch streams the bank's changes until the client hangs up.

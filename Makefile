@@ -52,9 +52,11 @@ unit:
 	$(GO) test $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$')
 
 # Static programs the guest-booting tests add to the guest image: a GPIO
-# round-trip timer and the cdev package's tests (run against gpio-sim).
+# round-trip timer, an edge counter and the cdev package's tests (run
+# against gpio-sim).
 guest-bins:
 	CGO_ENABLED=0 $(GO) build -o bin/guest/gpio-rtt ./images/gpio-rtt
+	CGO_ENABLED=0 $(GO) build -o bin/guest/gpio-events ./images/gpio-events
 	CGO_ENABLED=0 $(GO) test -c -o bin/guest/cdev.test ./devices/gpio/cdev
 
 guest-test: image l1 guest-bins

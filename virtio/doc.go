@@ -31,9 +31,10 @@
 // Pop checks the avail idx (a driver that moved it more than the queue
 // size is corrupt: ErrAvailIdx), takes the head and walks the chain:
 // every descriptor is copied out of guest memory once, indirect tables
-// are followed (one level, only if negotiated), the walk is bounded by
-// the table size so loops end, and every buffer is checked against guest
-// memory. The result is a Chain: device-readable Buffers, then
+// are followed (one level, only if negotiated), a chain of more buffers
+// than the queue size is refused (so loops end, and a chain costs the host
+// a bounded amount), zero-length buffers are skipped, and every other
+// buffer is checked against guest memory. The result is a Chain: device-readable Buffers, then
 // device-writable ones. Chain.Read gathers the request bytes,
 // Chain.Write scatters the response. A malformed chain comes back with
 // an error but with its Head, so the device can still return it.
@@ -42,7 +43,8 @@
 // the used idx. A malformed chain is pushed with written = 0: the driver
 // is never left waiting for a buffer the device dropped.
 //
-// 4. Interrupt. After a batch of pushes, Queue.NeedsInterrupt says
+// 4. Interrupt. After a batch of pushes, and within a long one whenever
+// Queue.BatchFull (every queue size pushes), Queue.NeedsInterrupt says
 // whether the driver asked to hear about it (VIRTQ_AVAIL_F_NO_INTERRUPT,
 // or used_event with EVENT_IDX). If so the device calls
 // Interrupt.Signal(InterruptUsedBuffer): the transport sets the bit in
@@ -62,6 +64,8 @@
 // that breaks the rules in a way the device cannot recover from (an
 // invalid queue at DRIVER_OK, a corrupt available ring) gets
 // DEVICE_NEEDS_RESET in Status and a configuration change interrupt.
+// Each refusal is one line through MMIO.Log, which the VMM rate-limits;
+// a device logs through the same line with Logf(irq, ...).
 // Writing 0 to Status resets everything: Device.Reset stops the device,
 // queues, negotiation and InterruptStatus return to their initial state.
 //

@@ -23,7 +23,7 @@ Commands:
   list              print every line of every bank as JSON
   watch             print every change of the bank as a JSON line, with a
                     timestamp, until interrupted; a watcher that falls
-                    65536 changes behind (suspended, or piped into a pager)
+                    16384 changes behind (suspended, or piped into a pager)
                     is told on stderr how many it missed, and goes on
   stats             print what the bank's virtio-gpio device has done as
                     JSON: requests by type, errors, interrupts fired,

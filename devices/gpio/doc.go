@@ -1,11 +1,9 @@
 // Package gpio is the virtio-gpio device (virtio 1.2, section "GPIO
-// Device", device ID 41) without its virtqueues: the protocol core
-// (Controller), the Backend interface it drives, and a simulated backend
-// (Sim). The glue that pops descriptor chains from the requestq and eventq
-// and pushes them back lives elsewhere; it calls HandleRequest, QueueEvent
-// and Run and pushes what they produce. The split follows rust-vmm's
-// vhost-device-gpio (gpio.rs: protocol logic, no queues), with the
-// interrupt state machine in the core as well, so it is tested without
+// Device", device ID 41): the protocol core (Controller), the Backend
+// interface it drives, a simulated backend (Sim), and the glue that serves
+// the Controller over a requestq and an eventq (Device). The split follows
+// rust-vmm's vhost-device-gpio (gpio.rs: protocol logic, no queues), with
+// the interrupt state machine in the core as well, so it is tested without
 // queues or threads.
 //
 // The ground truth is the spec text and the Linux driver,
@@ -21,8 +19,29 @@
 //     uAPI) backend maps onto them.
 //   - device.go: Controller, configuration space, the requestq.
 //   - irq.go: the eventq and the interrupt state machine.
-//   - sim.go, simwatch.go, pump.go: Sim, its Watch stream, and the
-//     unbounded queue that keeps both from blocking.
+//   - stats.go: what the Controller counts, and how the counts reconcile.
+//   - virtio.go: Device, the Controller over virtqueues (virtio.Device).
+//   - sim.go, simwatch.go: Sim and its Watch stream.
+//   - queue.go: the bounded queue behind Sim's Events and watchers, and
+//     EdgeQueue, which the host-passthrough backend uses too.
+//
+// # What a guest or a client can make the device hold
+//
+// Nothing the driver or a control client does grows memory without bound.
+// Per line: the Controller keeps 64 bytes (lineState, with a held eventq
+// buffer kept as its head and its one response buffer, whatever chain the
+// driver built: TestHeldBufferCost); a Sim 20 bytes (its state and the
+// name's header) plus the name; an EdgeQueue, only while it folds, one
+// record of about 120 bytes with its map entry. Per bank: the names block
+// (the names' bytes plus one per line), the EdgeQueue's EdgeQueueLimit
+// events of 40 bytes (160 KiB), and for each watcher up to WatchLimit
+// changes of 48 bytes (768 KiB; the control socket serves at most 32
+// clients). So the worst case for a bank of 65535 lines is about 5.3 MiB
+// for its lines, 7.7 MiB more while its event queue folds every line at
+// once, 160 KiB of queued events and 768 KiB per watcher: about 110 MiB
+// for the 8 banks gvmm allows, before watchers. A popped chain lives only
+// while its request is handled and holds at most the queue size (256)
+// buffers.
 //
 // # Configuration space
 //
@@ -166,4 +185,8 @@
 //     response, like any unsupported message.
 //   - An eventq buffer without a writable byte is returned INVALID at once;
 //     the glue writes nothing into it.
+//   - A driver that negotiates VIRTIO_GPIO_F_IRQ but does not enable the
+//     eventq could never receive an interrupt; for it the feature counts
+//     as not negotiated, so SET_IRQ_TYPE is answered ERR and no backend
+//     events are produced for nobody to read.
 package gpio

@@ -74,7 +74,7 @@ func (c Change) String() string {
 
 // WatchLimit is how many changes a watcher may fall behind before the
 // next ones are counted instead of queued.
-const WatchLimit = 1 << 16
+const WatchLimit = 1 << 14
 
 // Watch subscribes to every change of every line: directions and output
 // levels the guest sets, input levels the host sets, trigger types.

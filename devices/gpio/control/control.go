@@ -40,7 +40,7 @@ const (
 	MaxRequestLine = 4096
 	// MaxConns is how many clients are served at once; another one is
 	// told so and hung up on.
-	MaxConns = 64
+	MaxConns = 32
 )
 
 // Request is one client request.

@@ -90,8 +90,8 @@ func (d *Device) Stats() Stats {
 	return s
 }
 
-// Activate starts serving the queues, and looks at each once: the driver
-// may have made buffers available before DRIVER_OK. A driver that
+// Activate serves what the driver made available before DRIVER_OK, then
+// starts the goroutines that serve the queues. A driver that
 // negotiated VIRTIO_GPIO_F_IRQ but did not enable the eventq has no way to
 // receive interrupts, so for it the feature counts as not negotiated and
 // SET_IRQ_TYPE is answered ERR: nothing is enabled that nobody would read.
@@ -108,16 +108,18 @@ func (d *Device) Activate(mem virtio.GuestMemory, irq virtio.Interrupt, queues [
 		features &^= 1 << FeatureIRQ
 	}
 	d.ctl.Negotiate(features)
+	// The first look at the queues happens here, before the goroutines
+	// start, so that it is over when Activate returns.
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if d.reqQ != nil {
+		d.serveRequests()
 		d.start(func() { d.serve(ctx, RequestQueue, d.serveRequests) })
-		d.Notify(RequestQueue)
 	}
 	if d.evQ != nil {
+		d.serveEvents()
 		d.start(func() { d.serve(ctx, EventQueue, d.serveEvents) })
 		d.start(func() { d.ctl.Run(ctx) })
-		d.Notify(EventQueue)
 	}
 	return nil
 }
@@ -217,12 +219,20 @@ func (d *Device) needsReset(name string, err error) {
 	virtio.SetNeedsReset(d.irq)
 }
 
-// serveRequests answers every available requestq message. A malformed
-// chain is still completed (with nothing written) so that the driver is
-// never left waiting; a broken ring asks the driver to reset the device.
+// serveRequests answers the available requestq messages, at most a queue
+// size of them per call: a driver can keep the ring full for ever (its
+// responses may even land on the avail ring), so after that many it kicks
+// its own goroutine to come back, which gives Reset a chance to stop it.
+// A malformed chain is still completed (with nothing written) so that the
+// driver is never left waiting; a broken ring asks the driver to reset the
+// device.
 func (d *Device) serveRequests() {
 	defer d.interrupt(d.reqQ)
-	for {
+	for n := 0; ; n++ {
+		if n == int(d.reqQ.Size) {
+			d.Notify(RequestQueue)
+			return
+		}
 		c, more := d.pop(d.reqQ, "requestq")
 		if !more {
 			return
@@ -249,13 +259,18 @@ func (d *Device) serveRequests() {
 	}
 }
 
-// serveEvents hands every available eventq buffer to the Controller, which
-// holds it until the line's interrupt fires or returns it at once.
+// serveEvents hands the available eventq buffers to the Controller, which
+// holds each until the line's interrupt fires or returns it at once; like
+// serveRequests, at most a queue size of them per call.
 func (d *Device) serveEvents() {
 	d.evMu.Lock()
 	defer d.evMu.Unlock()
 	defer d.interrupt(d.evQ)
-	for {
+	for n := 0; ; n++ {
+		if n == int(d.evQ.Size) {
+			d.Notify(EventQueue)
+			return
+		}
 		c, more := d.pop(d.evQ, "eventq")
 		if !more {
 			return

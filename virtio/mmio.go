@@ -165,6 +165,15 @@ func (m *MMIO) Notify(q int) {
 	}
 }
 
+// Reset resets the device as a driver's write of 0 to Status does; a VMM
+// calls it on the way out, so that the device releases what it holds (a
+// GPIO backend its host lines).
+func (m *MMIO) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reset()
+}
+
 // Signal sets bits (InterruptUsedBuffer, InterruptConfigChange) in
 // InterruptStatus and raises the interrupt line. A configuration change
 // also advances ConfigGeneration. It implements Interrupt.

@@ -28,6 +28,13 @@ type VirtioDevice struct {
 	GPIO *fdt.GPIOController
 }
 
+// virtioSlot is where virtio device i lives: its MMIO window and its
+// IO-APIC pin (edge rising, signalled through an irqfd). DeviceTree and
+// attachVirtio both take them from here.
+func virtioSlot(i int) (base uint64, pin int) {
+	return virtioBase + uint64(i)*virtioStride, fdt.FirstPin + i
+}
+
 // CheckRange reports whether [gpa, gpa+n) is guest RAM (virtio.RangeChecker).
 func (m *Memory) CheckRange(gpa, n uint64) error {
 	_, err := m.Slice(gpa, n)
@@ -48,9 +55,9 @@ func DeviceTree(c Config) ([]byte, error) {
 	}
 	m := fdt.Machine{CPUs: c.CPUs, PowerOff: &fdt.PowerOff{Base: powerOffBase, Value: 1}}
 	for i, d := range c.Virtio {
+		base, pin := virtioSlot(i)
 		m.Virtio = append(m.Virtio, fdt.VirtioMMIO{
-			Base: virtioBase + uint64(i)*virtioStride, Size: virtio.MMIOSize,
-			Pin: fdt.FirstPin + i, Trigger: fdt.EdgeRising, GPIO: d.GPIO,
+			Base: base, Size: virtio.MMIOSize, Pin: pin, Trigger: fdt.EdgeRising, GPIO: d.GPIO,
 		})
 	}
 	m.LEDs, m.Keys = c.LEDs, c.Keys
@@ -71,8 +78,8 @@ func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 		return fmt.Errorf("%d virtio devices: at most %d", len(devs), MaxVirtio)
 	}
 	for i, d := range devs {
-		base := virtioBase + uint64(i)*virtioStride
-		gsi := uint32(fdt.FirstPin + i)
+		base, pin := virtioSlot(i)
+		gsi := uint32(pin)
 		name := fmt.Sprintf("virtio-mmio@%#x", base)
 		if d.GPIO != nil {
 			name += " (" + cmp.Or(d.GPIO.Label, fmt.Sprintf("gpio%d", i)) + ")"

@@ -300,7 +300,7 @@ func (vm *VM) Close() {
 	}
 	// Devices release what they hold (a GPIO backend its lines).
 	for _, t := range vm.transports {
-		t.Write(virtio.RegStatus, []byte{0, 0, 0, 0})
+		t.Reset()
 	}
 	for _, f := range vm.files {
 		_ = f.Close()

@@ -150,6 +150,7 @@ func (q *Queue) Pop(mem GuestMemory) (*Chain, error) {
 			return nil, err
 		}
 	}
+	rmb() // the avail idx before the entry it publishes
 	head, err := readU16(mem, q.availRingAddr(q.lastAvail%q.Size))
 	if err != nil {
 		return nil, fmt.Errorf("%w: avail ring: %v", ErrRing, err)
@@ -180,7 +181,7 @@ func (q *Queue) Push(mem GuestMemory, head uint16, written uint32) error {
 	if err := mem.WriteAt(elem[:], q.usedElemAddr(q.nextUsed%q.Size)); err != nil {
 		return fmt.Errorf("%w: used ring: %v", ErrRing, err)
 	}
-	// The element is stored before the idx: x86 keeps stores in order.
+	wmb() // the element before the idx
 	if err := writeU16(mem, q.usedIdxAddr(), q.nextUsed+1); err != nil {
 		return fmt.Errorf("%w: used idx: %v", ErrRing, err)
 	}

@@ -219,59 +219,19 @@ func (d *Device) needsReset(name string, err error) {
 	virtio.SetNeedsReset(d.irq)
 }
 
-// serveRequests answers the available requestq messages, at most a queue
-// size of them per call: a driver can keep the ring full for ever (its
-// responses may even land on the avail ring), so after that many it kicks
-// its own goroutine to come back, which gives Reset a chance to stop it.
-// A malformed chain is still completed (with nothing written) so that the
-// driver is never left waiting; a broken ring asks the driver to reset the
-// device.
-func (d *Device) serveRequests() {
-	defer d.interrupt(d.reqQ)
-	for n := 0; ; n++ {
-		if n == int(d.reqQ.Size) {
-			d.Notify(RequestQueue)
-			return
-		}
-		c, more := d.pop(d.reqQ, "requestq")
-		if !more {
-			return
-		}
-		if c == nil {
-			continue
-		}
-		written := uint32(0)
-		req := make([]byte, min(c.ReadableLen(), maxRequest))
-		if _, err := c.Read(d.mem, req); err != nil {
-			d.malformed.Add(1)
-			virtio.Logf(d.irq, "virtio-gpio: requestq: chain %d: %v; returned unused", c.Head, err)
-		} else {
-			resp := d.ctl.HandleRequest(req, int(min(c.WritableLen(), maxResponse)))
-			n, err := c.Write(d.mem, resp)
-			if err != nil {
-				virtio.Logf(d.irq, "virtio-gpio: requestq: chain %d: response: %v", c.Head, err)
-			}
-			written = uint32(n)
-		}
-		if !d.push(d.reqQ, "requestq", c.Head, written) {
-			return
-		}
-	}
-}
-
-// serveEvents hands the available eventq buffers to the Controller, which
-// holds each until the line's interrupt fires or returns it at once; like
-// serveRequests, at most a queue size of them per call.
-func (d *Device) serveEvents() {
-	d.evMu.Lock()
-	defer d.evMu.Unlock()
-	defer d.interrupt(d.evQ)
-	for n := 0; ; n++ {
-		if n == int(d.evQ.Size) {
-			d.Notify(EventQueue)
-			return
-		}
-		c, more := d.pop(d.evQ, "eventq")
+// drain takes up to a queue size of chains from q (queue index qi) and
+// hands each, with its request bytes, to handle, which reports false if
+// the ring broke. A chain whose request cannot be read is returned unused,
+// like a malformed one, so that the driver is never left waiting; a broken
+// ring asks the driver to reset the device. A driver can keep the ring full
+// for ever (its responses may even land on the avail ring), so after a
+// queue size of chains drain kicks its own goroutine to come back, which
+// gives Reset a chance to stop it. It ends with an interrupt if the driver
+// wants one.
+func (d *Device) drain(qi int, q *virtio.Queue, name string, handle func(c *virtio.Chain, req []byte) bool) {
+	defer d.interrupt(q)
+	for range q.Size {
+		c, more := d.pop(q, name)
 		if !more {
 			return
 		}
@@ -281,20 +241,43 @@ func (d *Device) serveEvents() {
 		req := make([]byte, min(c.ReadableLen(), maxRequest))
 		if _, err := c.Read(d.mem, req); err != nil {
 			d.malformed.Add(1)
-			virtio.Logf(d.irq, "virtio-gpio: eventq: chain %d: %v; returned unused", c.Head, err)
-			if !d.push(d.evQ, "eventq", c.Head, 0) {
+			virtio.Logf(d.irq, "virtio-gpio: %s: chain %d: %v; returned unused", name, c.Head, err)
+			if !d.push(q, name, c.Head, 0) {
 				return
 			}
 			continue
 		}
+		if !handle(c, req) {
+			return
+		}
+	}
+	d.Notify(qi)
+}
+
+// serveRequests answers the available requestq messages.
+func (d *Device) serveRequests() {
+	d.drain(RequestQueue, d.reqQ, "requestq", func(c *virtio.Chain, req []byte) bool {
+		resp := d.ctl.HandleRequest(req, int(min(c.WritableLen(), maxResponse)))
+		n, err := c.Write(d.mem, resp)
+		if err != nil {
+			virtio.Logf(d.irq, "virtio-gpio: requestq: chain %d: response: %v", c.Head, err)
+		}
+		return d.push(d.reqQ, "requestq", c.Head, uint32(n))
+	})
+}
+
+// serveEvents hands the available eventq buffers to the Controller, which
+// holds each until the line's interrupt fires or returns it at once.
+func (d *Device) serveEvents() {
+	d.evMu.Lock()
+	defer d.evMu.Unlock()
+	d.drain(EventQueue, d.evQ, "eventq", func(c *virtio.Chain, req []byte) bool {
 		b := eventBuf{head: c.Head}
 		if len(c.Writable) > 0 {
 			b.resp = c.Writable[0]
 		}
-		if !d.pushEvents(d.ctl.QueueEvent(req, int(min(c.WritableLen(), maxResponse)), b)) {
-			return
-		}
-	}
+		return d.pushEvents(d.ctl.QueueEvent(req, int(min(c.WritableLen(), maxResponse)), b))
+	})
 }
 
 // completeEvents is the Controller's callback for buffers it completes

@@ -472,7 +472,7 @@ func controlHint(path string) string {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	hint := fmt.Sprintf("gvmm: drive the simulated lines from another terminal: gvmm gpio --control %s set 2 1 (or get, list, watch, stats; see 'gvmm gpio --help')", path)
+	hint := fmt.Sprintf("gvmm: drive the simulated lines from another terminal: %s gpio --control %s set 2 1 (or get, list, watch, stats; see 'gvmm gpio --help')", os.Args[0], path)
 	if os.Getenv("GVMM_IN_L1") != "" {
 		hint += "\ngvmm: (this gvmm runs inside the nested test host, images/l1, so its socket is reachable only there: on a host with hardware KVM it is reachable from any terminal)"
 	}

@@ -43,8 +43,8 @@
 // the used idx. A malformed chain is pushed with written = 0: the driver
 // is never left waiting for a buffer the device dropped.
 //
-// 4. Interrupt. After a batch of pushes, and within a long one whenever
-// Queue.BatchFull (every queue size pushes), Queue.NeedsInterrupt says
+// 4. Interrupt. After a batch of at most a queue size of pushes,
+// Queue.NeedsInterrupt says
 // whether the driver asked to hear about it (VIRTQ_AVAIL_F_NO_INTERRUPT,
 // or used_event with EVENT_IDX). If so the device calls
 // Interrupt.Signal(InterruptUsedBuffer): the transport sets the bit in

@@ -26,7 +26,10 @@ var (
 	ErrDescIndex = errors.New("virtio: descriptor index out of range")
 	// ErrChainTooLong: a chain has more buffers than the queue size
 	// (direct and indirect ones together; a loop ends here too), or more
-	// than 2^32 bytes.
+	// than 2^32 bytes. The bound is the letter of §2.7.5.3.1; Linux's
+	// virtio_ring builds longer indirect chains for some devices
+	// (virtqueue_add_split checks total_sg against the ring size only
+	// without indirect), never for GPIO, whose chains have 2 buffers.
 	ErrChainTooLong = errors.New("virtio: descriptor chain too long")
 	// ErrIndirect: a bad indirect descriptor: the feature was not
 	// negotiated, it also has NEXT, it is nested in an indirect table,

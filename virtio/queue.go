@@ -189,27 +189,18 @@ func (q *Queue) Push(mem GuestMemory, head uint16, written uint32) error {
 	return nil
 }
 
-// BatchFull reports whether Size chains have been pushed since the last
-// NeedsInterrupt. A device that pushes in a loop asks NeedsInterrupt then,
-// inside the loop, and not only when the ring runs dry: a driver that keeps
-// the ring full would otherwise wait for completions it has no interrupt
-// for, and a batch of 2^16 pushes would look like none to NeedsInterrupt.
-func (q *Queue) BatchFull() bool {
-	return q.Size != 0 && q.nextUsed-q.signalledUsed >= q.Size
-}
-
 // NeedsInterrupt reports whether the driver wants a used buffer
 // notification for the chains pushed since the last call (virtio 1.2
-// §2.7.10). Call it after a batch of Pushes, and within a batch whenever
-// BatchFull, and Signal InterruptUsedBuffer if it returns true.
+// §2.7.10). Call it after a batch of at most Size Pushes (a device that
+// drains a ring the driver keeps full must stop and ask every Size chains:
+// a batch of 2^16 pushes would look like none) and Signal
+// InterruptUsedBuffer if it returns true.
 //
 // Without EVENT_IDX the driver wants one unless it set
 // VIRTQ_AVAIL_F_NO_INTERRUPT. With EVENT_IDX it wants one if the batch
 // moved the used idx past used_event (vring_need_event). Nothing pushed
 // means no interrupt. If the ring cannot be read, it answers true: a
-// spurious interrupt is harmless, a lost one hangs the driver. A batch
-// must be smaller than 2^16 pushes, which calling it whenever BatchFull
-// guarantees.
+// spurious interrupt is harmless, a lost one hangs the driver.
 func (q *Queue) NeedsInterrupt(mem GuestMemory) bool {
 	oldIdx, newIdx := q.signalledUsed, q.nextUsed
 	q.signalledUsed = newIdx

@@ -3,7 +3,6 @@ package virtio_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/gvmm/gvmm/virtio"
@@ -400,70 +399,5 @@ func TestPushOrderAndWrap(t *testing.T) {
 	}
 	if q.NextUsed() != 1 || d.UsedIdx() != 1 {
 		t.Errorf("used idx %d (memory %d), want 1 after 65534+3", q.NextUsed(), d.UsedIdx())
-	}
-}
-
-// refillMem is a driver that keeps the ring full: each time the device
-// reads the avail idx, the driver collects what was used and adds a new
-// chain, until it has added left of them.
-type refillMem struct {
-	virtiotest.Mem
-	d    *virtiotest.DriverQueue
-	left int
-}
-
-func (m *refillMem) ReadAt(p []byte, gpa uint64) error {
-	if gpa == m.d.AvailAddr+2 && m.left > 0 {
-		m.d.Used()
-		for 2*(m.d.Outstanding()+1) <= int(m.d.Size) && m.left > 0 { // two descriptors each
-			m.d.Add([][]byte{{1}}, []int{1})
-			m.left--
-		}
-	}
-	return m.Mem.ReadAt(p, gpa)
-}
-
-// TestBatchFull: a device that drains a ring the driver keeps full pushes
-// 2^16 chains without the ring ever running dry. Asking NeedsInterrupt
-// only at the end would see the used idx back where it started and
-// interrupt no one; asking whenever BatchFull interrupts every Size pushes.
-func TestBatchFull(t *testing.T) {
-	const completions = 1 << 16
-	for _, eventIdx := range []bool{false, true} {
-		t.Run(fmt.Sprintf("EVENT_IDX %v", eventIdx), func(t *testing.T) {
-			d, q, mem := newQueue(t, 16, eventIdx)
-			rm := &refillMem{Mem: mem, d: d, left: completions}
-			pushes, interrupts := 0, 0
-			for {
-				c, err := q.Pop(rm)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if c == nil {
-					break
-				}
-				if err := q.Push(rm, c.Head, 0); err != nil {
-					t.Fatal(err)
-				}
-				pushes++
-				if q.BatchFull() {
-					if pushes%int(q.Size) != 0 {
-						t.Fatalf("BatchFull after %d pushes, queue size %d", pushes, q.Size)
-					}
-					if q.NeedsInterrupt(rm) {
-						interrupts++
-					}
-				}
-			}
-			if q.NeedsInterrupt(rm) {
-				interrupts++
-			}
-			if pushes != completions {
-				t.Fatalf("%d pushes, want %d", pushes, completions)
-			}
-			if want := completions / int(q.Size); interrupts < want {
-				t.Errorf("%d interrupts for %d completions, want at least %d", interrupts, pushes, want)
-			}
-		})
 	}
 }

@@ -84,14 +84,14 @@ func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 		if d.GPIO != nil {
 			name += " (" + cmp.Or(d.GPIO.Label, fmt.Sprintf("gpio%d", i)) + ")"
 		}
-		irqPath := "irqfd"
+		irqPath, irqfd := "irqfd", true
 		raise := func() { vm.setIRQ(gsi, true); vm.setIRQ(gsi, false) }
 		if f, err := vm.IRQFD(gsi); err == nil {
 			vm.files = append(vm.files, f)
 			one := binary.LittleEndian.AppendUint64(nil, 1)
 			raise = func() { _, _ = f.Write(one) }
 		} else {
-			irqPath = "KVM_IRQ_LINE from the device goroutine (" + err.Error() + ")"
+			irqPath, irqfd = "KVM_IRQ_LINE ("+err.Error()+")", false
 		}
 		t := virtio.NewMMIO(d.Device, &vm.mem, raise)
 		if vm.log != nil {
@@ -114,7 +114,7 @@ func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 		if fallback != nil {
 			notifyPath = "MMIO exits through the vCPU loop for " + strings.Join(fallback, "; ")
 		}
-		if vm.verbose || fallback != nil || irqPath != "irqfd" {
+		if vm.verbose || fallback != nil || !irqfd {
 			vm.logf("%s: IO-APIC pin %d; notifications: %s; interrupts: %s", name, gsi, notifyPath, irqPath)
 		}
 	}

@@ -332,8 +332,8 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	// Diagnostics go to --log FILE or to stderr, one line each, at a
-	// bounded rate; on stderr with "\r\n" while the terminal is raw.
-	logTo, onTerminal := stderr, true
+	// bounded rate; with "\r\n" while stderr is the raw terminal.
+	logTo, onTerminal := stderr, term.IsTerminal(stderr)
 	if f.logFile != "" {
 		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -376,7 +376,11 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer os.Remove(f.control)
 		defer l.Close()
 		fmt.Fprintln(stderr, controlHint(f.control))
-		go func() { _ = (&control.Server{Banks: banks, Devices: devs}).Serve(l) }()
+		go func() {
+			if err := (&control.Server{Banks: banks, Devices: devs}).Serve(l); err != nil {
+				logger.Log("control socket: " + err.Error() + "; no longer served")
+			}
+		}()
 	}
 	vm, err := vmm.New(cfg)
 	if err != nil {

@@ -222,6 +222,9 @@ func TestStaleEventsAfterReenable(t *testing.T) {
 	}
 	want(t, "unmask: nothing latched", b.queue(0, 1))
 	want(t, "a new edge fires", b.host(0, 1), valid(1))
+	if s := b.c.Stats(); s.StaleEvents != 2 || s.EdgesFired != 1 {
+		t.Errorf("stats %+v: want 2 stale events, 1 edge fired", s)
+	}
 }
 
 // Reset drops held buffers without completing them, forgets latches and
@@ -242,6 +245,8 @@ func TestReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, "reset completes nothing", b.rec.take())
+	// The latch Reset dropped is counted, so the latches still add up.
+	checkReconcile(t, "after Reset", b.c.Stats(), 1)
 	for _, s := range b.sim.Snapshot() {
 		if s.Direction != DirectionNone || s.IRQType != IRQTypeNone {
 			t.Fatalf("backend line after reset: %+v", s)

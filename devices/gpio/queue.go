@@ -115,6 +115,10 @@ func (b *bounded[V]) run() {
 // EdgeQueueLimit is how many events an EdgeQueue holds before it folds.
 const EdgeQueueLimit = 4096
 
+// foldKeep is how many of a line's newest events an EdgeQueue keeps while
+// it folds: enough for two edges of each kind.
+const foldKeep = 4
+
 // EdgeQueue carries a backend's edge events to its Events channel (and so
 // to Controller.Run) in order, without ever blocking the backend, in
 // bounded memory. Sim uses one, and so does the host-passthrough backend
@@ -122,16 +126,15 @@ const EdgeQueueLimit = 4096
 //
 // When EdgeQueueLimit events wait unread (the Controller is not keeping
 // up: a burst faster than the guest takes its interrupts), further events
-// are folded per line until the queue has drained: a line keeps only
-// whether a rising and a falling edge happened and its newest level, and
-// is then delivered as at most two events, the edge opposite to the
-// newest level (if it happened) and then the newest level. While a line
-// is masked the Controller keeps one latched edge, so folding loses
-// nothing the spec promises the driver: each kind of edge that happened is
-// still seen and the final level is right. What it can merge is an edge
-// that would have completed a held buffer with the next one. Dropped
-// counts the folded events, and so the memory held is at most
-// EdgeQueueLimit events plus two per line.
+// are folded per line until the queue has drained: a line keeps only its
+// four newest events, which are delivered, in order, once the queue has
+// drained. Edges alternate, so those are two of each kind, ending at the
+// line's newest level: enough for everything the Controller can make of
+// them in a row, an edge that completes a held buffer and one that is
+// latched behind it, of either kind. Older edges would have collapsed into
+// that latch, as the spec allows while a line is masked. Dropped counts the
+// events folded away; the memory held is at most EdgeQueueLimit events
+// plus four per line.
 type EdgeQueue struct {
 	q *bounded[Event]
 
@@ -141,9 +144,10 @@ type EdgeQueue struct {
 	dropped uint64
 }
 
+// foldedLine is a line's newest events while its queue folds.
 type foldedLine struct {
-	rising, falling time.Time // when the last such edge was folded; zero if none
-	level           uint8
+	last [foldKeep]Event // a ring: the newest at (n-1) % foldKeep
+	n    uint64          // events folded
 }
 
 // NewEdgeQueue returns an empty queue whose Events channel is open.
@@ -163,7 +167,8 @@ func (e *EdgeQueue) Events() <-chan Event { return e.q.out }
 // events still queued are dropped.
 func (e *EdgeQueue) Close() { e.q.stop() }
 
-// Dropped is the number of events folded into others so far.
+// Dropped is the number of events folded away so far (counted when the
+// line's newest events are delivered).
 func (e *EdgeQueue) Dropped() uint64 {
 	e.q.mu.Lock()
 	defer e.q.mu.Unlock()
@@ -177,33 +182,22 @@ func (e *EdgeQueue) fold(ev Event) {
 		e.folded[ev.Line] = f
 		e.order = append(e.order, ev.Line)
 	}
-	t := ev.Time
-	if t.IsZero() {
-		t = time.Now()
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
 	}
-	if ev.Value != 0 {
-		f.rising = t
-	} else {
-		f.falling = t
-	}
-	f.level = min(ev.Value, 1)
-	e.dropped++
+	f.last[f.n%foldKeep] = ev
+	f.n++
 }
 
 func (e *EdgeQueue) flush() []Event {
 	var out []Event
 	for _, line := range e.order {
 		f := e.folded[line]
-		last, other := f.falling, f.rising // newest level 0: a rising edge came before it
-		if f.level == 1 {
-			last, other = f.rising, f.falling
+		kept := min(f.n, foldKeep)
+		for i := f.n - kept; i < f.n; i++ {
+			out = append(out, f.last[i%foldKeep])
 		}
-		if !other.IsZero() {
-			out = append(out, Event{Line: line, Value: 1 - f.level, Time: other})
-			e.dropped--
-		}
-		out = append(out, Event{Line: line, Value: f.level, Time: last})
-		e.dropped--
+		e.dropped += f.n - kept
 	}
 	clear(e.folded)
 	e.order = nil

@@ -23,8 +23,8 @@ func drain[V any](ch <-chan V) []V {
 }
 
 // TestEdgeQueueFolds: a reader that does not read while many edges arrive
-// gets the first EdgeQueueLimit in order, then each line folded into the
-// opposite edge and its final level, and Dropped accounts for the rest.
+// gets the first EdgeQueueLimit in order, then each line's four newest,
+// and Dropped accounts for the rest.
 func TestEdgeQueueFolds(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -34,8 +34,9 @@ func TestEdgeQueueFolds(t *testing.T) {
 		{"fits", EdgeQueueLimit, nil},
 		{"one over, rising", EdgeQueueLimit + 1, []uint8{1}},
 		{"two over", EdgeQueueLimit + 2, []uint8{1, 0}},
-		{"many over, ends low", 10 * EdgeQueueLimit, []uint8{1, 0}},
-		{"many over, ends high", 10*EdgeQueueLimit + 1, []uint8{0, 1}},
+		{"four over", EdgeQueueLimit + 4, []uint8{1, 0, 1, 0}},
+		{"many over, ends low", 10 * EdgeQueueLimit, []uint8{1, 0, 1, 0}},
+		{"many over, ends high", 10*EdgeQueueLimit + 1, []uint8{0, 1, 0, 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,19 +80,20 @@ func TestEdgeQueueFolds(t *testing.T) {
 	}
 }
 
-// TestEdgeQueueFoldsPerLine: lines folded together keep their own edges.
+// TestEdgeQueueFoldsPerLine: lines folded together keep their own newest
+// edges, in order.
 func TestEdgeQueueFoldsPerLine(t *testing.T) {
 	q := NewEdgeQueue()
 	defer q.Close()
 	for range EdgeQueueLimit {
 		q.Push(Event{Line: 0, Value: 1})
 	}
-	q.Push(Event{Line: 5, Value: 1}) // rising only
-	q.Push(Event{Line: 7, Value: 0})
-	q.Push(Event{Line: 7, Value: 1})
-	q.Push(Event{Line: 7, Value: 0}) // both, ends low
+	q.Push(Event{Line: 5, Value: 1}) // one edge
+	for i := range 9 {               // 1, 0, 1, ..., 1
+		q.Push(Event{Line: 7, Value: uint8(1 - i%2)})
+	}
 	got := drain(q.Events())[EdgeQueueLimit:]
-	want := []Event{{Line: 5, Value: 1}, {Line: 7, Value: 1}, {Line: 7, Value: 0}}
+	want := []Event{{Line: 5, Value: 1}, {Line: 7, Value: 0}, {Line: 7, Value: 1}, {Line: 7, Value: 0}, {Line: 7, Value: 1}}
 	if len(got) != len(want) {
 		t.Fatalf("folded events %+v, want %+v", got, want)
 	}
@@ -145,4 +147,72 @@ func TestWatchBounded(t *testing.T) {
 	if got := drain(changes); len(got) != 1 || got[0].Kind != ChangeInput || got[0].Line != 1 {
 		t.Errorf("after the loss: %v", got)
 	}
+}
+
+// drainInto applies every event the Sim has queued to the Controller, as a
+// Run that was stalled and catches up, and returns the VALID completions.
+func (b *bench) drainInto() int {
+	b.t.Helper()
+	valid := 0
+	for _, ev := range drain(b.sim.Events()) {
+		for _, c := range b.c.HandleEvent(ev) {
+			if c.Status == EventValid {
+				valid++
+			}
+		}
+	}
+	return valid
+}
+
+// TestFoldKeepsFireAndLatch: with EDGE_RISING and a buffer held, the
+// edges rising, falling, rising give two interrupts (the first fires the
+// buffer, the second is latched and fires the next one), also when they
+// arrive folded because the Controller fell behind.
+func TestFoldKeepsFireAndLatch(t *testing.T) {
+	b := newBench(t, 2)
+	for line, typ := range []IRQType{IRQTypeEdgeRising, IRQTypeEdgeBoth} {
+		b.ok(MsgTypeSetDirection, uint16(line), uint32(DirectionIn))
+		b.ok(MsgTypeSetIRQType, uint16(line), uint32(typ))
+	}
+	want(t, "queue a buffer for line 0", b.queue(0, 1))
+	for i := range EdgeQueueLimit { // line 1 fills the queue
+		if err := b.sim.SetInput(1, uint8(1-i%2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []uint8{1, 0, 1} { // folded
+		if err := b.sim.SetInput(0, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.drainInto()
+	want(t, "line 0's buffer after the burst", b.rec.take())
+	want(t, "a new buffer for line 0", b.queue(0, 2), valid(2))
+	// Line 1, with no buffer, latched its first edge and collapsed the rest.
+	if s := b.c.Stats(); s.EdgesFired != 1 || s.LatchesDelivered != 1 {
+		t.Errorf("stats %+v: want line 0's one edge fired, one latch delivered", s)
+	}
+}
+
+// TestFoldReconciles: the Stats identity with EventsFolded holds when the
+// Controller falls far behind a burst on an EDGE_BOTH line: every edge the
+// host made is fired, latched, collapsed or folded.
+func TestFoldReconciles(t *testing.T) {
+	const edges = 3*EdgeQueueLimit + 7
+	b := newBench(t, 1)
+	b.ok(MsgTypeSetDirection, 0, uint32(DirectionIn))
+	b.ok(MsgTypeSetIRQType, 0, uint32(IRQTypeEdgeBoth))
+	want(t, "queue a buffer", b.queue(0, 1))
+	for i := range edges {
+		if err := b.sim.SetInput(0, uint8(1-i%2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.drainInto()
+	s := b.c.Stats()
+	s.EventsFolded = b.sim.EventsFolded()
+	if s.EventsFolded == 0 {
+		t.Fatalf("nothing folded: %+v", s)
+	}
+	checkReconcile(t, "after a folded burst", s, edges-s.EventsFolded)
 }

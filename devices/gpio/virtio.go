@@ -170,9 +170,9 @@ func (d *Device) serve(ctx context.Context, q int, drain func()) {
 }
 
 // pop takes the next chain from q. A malformed chain is counted, logged
-// and returned to the driver at once with nothing written (ok false, c
-// nil, more true); a broken ring sets DEVICE_NEEDS_RESET (more false).
-// more is false when q has nothing more to give.
+// and returned to the driver at once with nothing written (c nil, more
+// true); a broken ring sets DEVICE_NEEDS_RESET (more false). more is false
+// when q has nothing more to give.
 func (d *Device) pop(q *virtio.Queue, name string) (c *virtio.Chain, more bool) {
 	c, err := q.Pop(d.mem)
 	switch {
@@ -192,16 +192,13 @@ func (d *Device) pop(q *virtio.Queue, name string) (c *virtio.Chain, more bool) 
 	return c, true
 }
 
-// push returns a chain and, every queue size pushes, interrupts the driver
-// if it asks for it, so that a driver that keeps the ring full still hears
-// of its buffers; it reports false if the ring is broken.
+// push returns a chain; it reports false if the ring is broken. Every
+// path that pushes asks interrupt afterwards, after at most a queue size
+// of pushes (drain's bound), as Queue.NeedsInterrupt needs.
 func (d *Device) push(q *virtio.Queue, name string, head uint16, written uint32) bool {
 	if err := q.Push(d.mem, head, written); err != nil {
 		d.needsReset(name, err)
 		return false
-	}
-	if q.BatchFull() {
-		d.interrupt(q)
 	}
 	return true
 }

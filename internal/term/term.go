@@ -62,3 +62,13 @@ func (e *Escape) Filter(in []byte) (out []byte, quit bool) {
 	}
 	return out, false
 }
+
+// IsTerminal reports whether w is a terminal (a file with termios).
+func IsTerminal(w any) bool {
+	f, ok := w.(interface{ Fd() uintptr })
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

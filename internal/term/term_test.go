@@ -2,6 +2,7 @@ package term
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -51,4 +52,15 @@ func TestMakeRawNotATerminal(t *testing.T) {
 		t.Error("a regular file was taken for a terminal")
 	}
 	restore()
+}
+
+func TestIsTerminal(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if IsTerminal(f) || IsTerminal(&strings.Builder{}) {
+		t.Error("a file or a buffer is taken for a terminal")
+	}
 }

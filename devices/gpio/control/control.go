@@ -28,6 +28,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gvmm/gvmm/devices/gpio"
@@ -41,6 +42,11 @@ const (
 	// MaxConns is how many clients are served at once; another one is
 	// told so and hung up on.
 	MaxConns = 32
+	// WriteTimeout is how long an answer may take to be read: a client
+	// that stops reading an answer is hung up on, so that it holds the
+	// answer's memory no longer. (A watch stream has no timeout; its
+	// queue is bounded by gpio.WatchLimit instead.)
+	WriteTimeout = 10 * time.Second
 )
 
 // Request is one client request.
@@ -54,9 +60,10 @@ type Request struct {
 // ops are the requests the server knows.
 var ops = map[string]bool{"get": true, "set": true, "list": true, "stats": true, "watch": true}
 
-// ParseRequest decodes one request line: a JSON object with only the
-// fields of Request, a known op and no negative numbers. Whether the bank
-// and line exist is for the server to say.
+// ParseRequest decodes one request line: one JSON object with the fields
+// of Request (a field it does not have is refused; encoding/json matches
+// names without regard to case), a known op and no negative numbers.
+// Whether the bank and line exist is for the server to say.
 func ParseRequest(line []byte) (Request, error) {
 	var req Request
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -94,9 +101,9 @@ type Event struct {
 	Time  time.Time `json:"time"`
 	Bank  int       `json:"bank"`
 	Line  int       `json:"line"`
-	Kind  string    `json:"kind"` // direction, output, input or irq
-	From  string    `json:"from"`
-	To    string    `json:"to"`
+	Kind  string    `json:"kind"` // direction, output, input, irq or lost
+	From  string    `json:"from,omitempty"`
+	To    string    `json:"to,omitempty"`
 	Level uint8     `json:"level"`
 	// Lost is, for kind "lost", how many changes the watcher missed.
 	Lost uint64 `json:"lost,omitempty"`
@@ -135,16 +142,24 @@ type Server struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   int
+	// listMu lets one list answer be built at a time: for 8 banks of
+	// 65535 lines it takes some 70 MiB until it is written.
+	listMu sync.Mutex
 }
 
-// Serve accepts connections until l is closed.
+// Serve accepts connections until l is closed (it then returns nil) or
+// accepting fails for good. Running out of file descriptors is waited out.
 func (s *Server) Serve(l net.Listener) error {
 	defer s.wg.Wait()
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			switch {
+			case errors.Is(err, net.ErrClosed):
 				return nil
+			case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ECONNABORTED):
+				time.Sleep(100 * time.Millisecond)
+				continue
 			}
 			return err
 		}
@@ -187,13 +202,25 @@ func (s *Server) conn(c net.Conn) {
 			s.watch(c, sc, enc, req)
 			return
 		}
-		if enc.Encode(s.do(req)) != nil {
+		if s.answer(c, enc, req) != nil {
 			return
 		}
 	}
 	if errors.Is(sc.Err(), bufio.ErrTooLong) {
 		_ = enc.Encode(Response{Error: fmt.Sprintf("request longer than %d bytes; closing", MaxRequestLine)})
 	}
+}
+
+// answer writes the answer to req, within WriteTimeout.
+func (s *Server) answer(c net.Conn, enc *json.Encoder, req Request) error {
+	if req.Op == "list" {
+		s.listMu.Lock()
+		defer s.listMu.Unlock()
+	}
+	resp := s.do(req)
+	_ = c.SetWriteDeadline(time.Now().Add(WriteTimeout))
+	defer c.SetWriteDeadline(time.Time{})
+	return enc.Encode(resp)
 }
 
 func (s *Server) bank(i int) (*gpio.Sim, error) {

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds the gvmm guest image: an x86_64 kernel from Debian's linux-source-6.1
-# (tinyconfig + images/kernel.config) and an initramfs with busybox-static,
-# Debian's gpiod tools and images/init. Outputs are cached under
+# (tinyconfig + images/kernel.config, with images/patches/*.patch applied)
+# and an initramfs with busybox-static, Debian's gpiod tools and
+# images/init. Outputs are cached under
 #   $GVMM_CACHE/image-<hash of inputs>/{bzImage,initramfs.cpio.gz}
 # and $GVMM_CACHE/image is pointed at the newest one. Prints its directory.
 set -euo pipefail
@@ -11,10 +12,11 @@ mkdir -p "$GVMM_CACHE"
 LOG=$GVMM_CACHE/image-build.log
 : >"$LOG"
 
-need_pkgs linux-source-6.1 busybox-static gpiod libgpiod2 build-essential \
+need_pkgs linux-source-6.1 busybox-static gpiod libgpiod2 build-essential patch \
 	flex bison bc libelf-dev cpio xz-utils gzip
 kver=$(pkg_version linux-source-6.1)
-hash=$(inputs_hash "$here/kernel.config" "$here/init" \
+patches=("$here"/patches/*.patch)
+hash=$(inputs_hash "$here/kernel.config" "$here/init" "${patches[@]}" \
 	"$here/build-image.sh" -- "$kver" "$(pkg_version busybox-static)" \
 	"$(pkg_version gpiod)" "$(pkg_version libgpiod2)" "$(pkg_version libc6)")
 out=$GVMM_CACHE/image-$hash
@@ -24,13 +26,21 @@ if [ -f "$out/bzImage" ] && [ -f "$out/initramfs.cpio.gz" ]; then
 	exit 0
 fi
 echo "==> building the guest image (log: $LOG)" >&2
-src=$GVMM_CACHE/linux-$kver
+# The unpacked, patched source is kept for the next build with the same
+# patches.
+src=$GVMM_CACHE/linux-$kver-$(inputs_hash "${patches[@]}" -- "$kver")
 tmp=$GVMM_CACHE/tmp-$hash
 rm -rf "$tmp" && mkdir -p "$tmp"
 
 unpack() {
 	rm -rf "$src.part" && mkdir -p "$src.part"
 	tar -xJf /usr/src/linux-source-6.1.tar.xz -C "$src.part" --strip-components=1
+	for p in "${patches[@]}"; do
+		if ! patch -d "$src.part" -p1 --forward --batch <"$p"; then
+			echo "images/patches/$(basename "$p") does not apply to linux-source-6.1 $kver: update it"
+			return 1
+		fi
+	done
 	mv "$src.part" "$src"
 }
 configure() {
@@ -72,7 +82,7 @@ initramfs() {
 	rm -rf "$r"
 }
 
-if [ ! -d "$src" ]; then step 1/4 "unpack linux-source $kver" unpack; else echo "==> [1/4] kernel source already unpacked" >&2; fi
+if [ ! -d "$src" ]; then step 1/4 "unpack linux-source $kver, apply images/patches" unpack; else echo "==> [1/4] kernel source already unpacked" >&2; fi
 step 2/4 "configure kernel (tinyconfig + images/kernel.config)" configure
 step 3/4 "build kernel (make -j$(nproc) bzImage)" kernel
 step 4/4 "build initramfs (busybox, gpiod)" initramfs

@@ -8,6 +8,20 @@ type GuestMemory interface {
 	WriteAt(p []byte, gpa uint64) error
 }
 
+// Atomic16 is an optional interface of GuestMemory: little-endian 16-bit
+// loads and stores of naturally aligned addresses made as one access each.
+// The ring indices (avail idx, used idx, used_event, avail_event) are
+// written by one side while the other reads them; a copy of two bytes is
+// two one-byte accesses (Go's memmove), and the reader could see half of
+// an update: a used idx going from 0x00ff to 0x0100 read as 0x0000, so the
+// driver takes 65281 buffers as used. Queue reads and writes the indices
+// through it when the memory has it; vmm.Memory does. Memory shared with
+// nothing (a test's byte slice) can do without.
+type Atomic16 interface {
+	LoadU16(gpa uint64) (uint16, error)
+	StoreU16(gpa uint64, v uint16) error
+}
+
 // RangeChecker is an optional interface of GuestMemory. CheckRange
 // returns nil if a ReadAt or WriteAt of n bytes at gpa would succeed,
 // without copying anything. Queue uses it to validate rings and

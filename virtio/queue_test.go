@@ -401,3 +401,63 @@ func TestPushOrderAndWrap(t *testing.T) {
 		t.Errorf("used idx %d (memory %d), want 1 after 65534+3", q.NextUsed(), d.UsedIdx())
 	}
 }
+
+// spyMem is memory with single 16-bit accesses (virtio.Atomic16) that
+// records which addresses the queue reads or writes byte-wise.
+type spyMem struct {
+	virtiotest.Mem
+	copied map[uint64]bool // first byte of every ReadAt/WriteAt range, and the rest
+}
+
+func (s *spyMem) note(p []byte, gpa uint64) {
+	for i := range uint64(len(p)) {
+		s.copied[gpa+i] = true
+	}
+}
+func (s *spyMem) ReadAt(p []byte, gpa uint64) error  { s.note(p, gpa); return s.Mem.ReadAt(p, gpa) }
+func (s *spyMem) WriteAt(p []byte, gpa uint64) error { s.note(p, gpa); return s.Mem.WriteAt(p, gpa) }
+func (s *spyMem) LoadU16(gpa uint64) (uint16, error) {
+	var b [2]byte
+	err := s.Mem.ReadAt(b[:], gpa)
+	return uint16(b[0]) | uint16(b[1])<<8, err
+}
+func (s *spyMem) StoreU16(gpa uint64, v uint16) error {
+	return s.Mem.WriteAt([]byte{byte(v), byte(v >> 8)}, gpa)
+}
+
+// TestIndicesInOneAccess: the queue reads and writes the ring indices
+// (avail idx, used idx, used_event, avail_event) only through Atomic16,
+// never as two bytes, which a driver reading at the same time could see
+// half-updated.
+func TestIndicesInOneAccess(t *testing.T) {
+	for _, eventIdx := range []bool{false, true} {
+		d, q, mem := newQueue(t, 8, eventIdx)
+		spy := &spyMem{Mem: mem, copied: map[uint64]bool{}}
+		for i := range 20 {
+			d.Add([][]byte{{byte(i)}}, []int{1})
+			c, err := q.Pop(spy)
+			if err != nil || c == nil {
+				t.Fatalf("Pop: %v, %v", c, err)
+			}
+			if _, err := q.Pop(spy); err != nil { // empty: writes avail_event
+				t.Fatal(err)
+			}
+			if err := q.Push(spy, c.Head, 0); err != nil {
+				t.Fatal(err)
+			}
+			q.NeedsInterrupt(spy)
+			d.Used()
+		}
+		indices := map[string]uint64{
+			"avail idx":   d.AvailAddr + 2,
+			"used idx":    d.UsedAddr + 2,
+			"used_event":  d.AvailAddr + 4 + 2*uint64(d.Size),
+			"avail_event": d.UsedAddr + 4 + 8*uint64(d.Size),
+		}
+		for name, addr := range indices {
+			if spy.copied[addr] || spy.copied[addr+1] {
+				t.Errorf("EVENT_IDX %v: %s at %#x accessed byte-wise", eventIdx, name, addr)
+			}
+		}
+	}
+}

@@ -102,13 +102,21 @@ func checkRange(mem GuestMemory, addr, n uint64) error {
 	return nil
 }
 
+// readU16 reads a ring field, in one access if mem is Atomic16.
 func readU16(mem GuestMemory, addr uint64) (uint16, error) {
+	if a, ok := mem.(Atomic16); ok {
+		return a.LoadU16(addr)
+	}
 	var b [2]byte
 	err := mem.ReadAt(b[:], addr)
 	return binary.LittleEndian.Uint16(b[:]), err
 }
 
+// writeU16 writes a ring field, in one access if mem is Atomic16.
 func writeU16(mem GuestMemory, addr uint64, v uint16) error {
+	if a, ok := mem.(Atomic16); ok {
+		return a.StoreU16(addr, v)
+	}
 	var b [2]byte
 	binary.LittleEndian.PutUint16(b[:], v)
 	return mem.WriteAt(b[:], addr)

@@ -40,3 +40,27 @@ func TestMemoryBounds(t *testing.T) {
 		t.Errorf("ReadAt = %v, %v", p, err)
 	}
 }
+
+func TestLoadStoreU16(t *testing.T) {
+	m := &Memory{Regions: []Region{{GPA: 0x1000, Host: make([]byte, 16)}}}
+	for _, gpa := range []uint64{0x1000, 0x1003, 0x100e} {
+		if err := m.StoreU16(gpa, 0xbeef); err != nil {
+			t.Fatal(err)
+		}
+		var b [2]byte
+		if err := m.ReadAt(b[:], gpa); err != nil || b != [2]byte{0xef, 0xbe} {
+			t.Errorf("%#x: bytes %x, %v: want little endian", gpa, b, err)
+		}
+		if v, err := m.LoadU16(gpa); v != 0xbeef || err != nil {
+			t.Errorf("%#x: LoadU16 = %#x, %v", gpa, v, err)
+		}
+	}
+	for _, gpa := range []uint64{0x0fff, 0x100f, 1 << 40} {
+		if _, err := m.LoadU16(gpa); err == nil {
+			t.Errorf("LoadU16(%#x) outside RAM: no error", gpa)
+		}
+		if err := m.StoreU16(gpa, 1); err == nil {
+			t.Errorf("StoreU16(%#x) outside RAM: no error", gpa)
+		}
+	}
+}

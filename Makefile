@@ -9,13 +9,14 @@ L1EXEC   := $(CURDIR)/images/l1/l1-exec
 GUEST_PKGS := ./cmd/gvmm
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build image l1 run test lint unit guest-test guest-bins clean help
+.PHONY: all build image l1 run test lint unit guest-test guest-bins soak clean help
 
 all: build
 
 help:
 	@echo "make run    build or reuse the guest image and boot it (Ctrl-A x quits)"
 	@echo "make test   lint, unit tests, then tests that boot the real guest"
+	@echo "make soak   1M guest GPIO operations in one boot: counts and gvmm's RSS (20-40 min)"
 	@echo "make image  build or reuse the guest image only"
 	@echo "make build  build bin/gvmm"
 
@@ -48,15 +49,16 @@ lint:
 
 unit:
 	@images/host-deps.sh
-	@echo "==> unit tests"
-	$(GO) test $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$')
+	@echo "==> unit tests (with the race detector)"
+	$(GO) test -race $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$')
 
 # Static programs the guest-booting tests add to the guest image: a GPIO
-# round-trip timer, an edge counter and the cdev package's tests (run
-# against gpio-sim).
+# round-trip timer, an edge counter, the soak's GPIO workers and the cdev
+# package's tests (run against gpio-sim).
 guest-bins:
 	CGO_ENABLED=0 $(GO) build -o bin/guest/gpio-rtt ./images/gpio-rtt
 	CGO_ENABLED=0 $(GO) build -o bin/guest/gpio-events ./images/gpio-events
+	CGO_ENABLED=0 $(GO) build -o bin/guest/gpio-soak ./images/gpio-soak
 	CGO_ENABLED=0 $(GO) test -c -o bin/guest/cdev.test ./devices/gpio/cdev
 
 guest-test: image l1 guest-bins
@@ -64,6 +66,13 @@ guest-test: image l1 guest-bins
 	$(GO) test -count=1 -timeout 40m -exec $(L1EXEC) -v -skip '^TestPassthrough' $(GUEST_PKGS)
 	@echo "==> host GPIO passthrough tests (always in the nested test host: it has gpio-sim)"
 	GVMM_FORCE_L1=1 $(GO) test -count=1 -timeout 20m -exec $(L1EXEC) -v -run '^TestPassthrough' $(GUEST_PKGS)
+
+# The soak campaign, not part of make test: 1M guest GPIO operations in one
+# boot, the device's counts checked against the guest's, gvmm's RSS logged
+# (GVMM_SOAK_OPS=N for a shorter run).
+soak: image l1 guest-bins
+	@echo "==> soak: guest GPIO operations in one boot (through $(L1EXEC))"
+	GVMM_SOAK=1 $(GO) test -count=1 -timeout 3h -exec $(L1EXEC) -v -run '^TestSoak$$' ./cmd/gvmm
 
 clean:
 	rm -rf bin

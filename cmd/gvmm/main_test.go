@@ -87,6 +87,7 @@ type running struct {
 	stderr bytes.Buffer
 	seen   strings.Builder // the console lines waitLine has read
 	sock   string          // its --control socket, if any
+	input  io.WriteCloser  // gvmm's standard input: it types on the guest's console
 }
 
 func start(t *testing.T, ctx context.Context, args ...string) *running {
@@ -97,6 +98,9 @@ func start(t *testing.T, ctx context.Context, args ...string) *running {
 		t.Fatal(err)
 	}
 	r.cmd.Stderr = &r.stderr
+	if r.input, err = r.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +324,13 @@ echo GUEST-SAW-HIGH`
 // connects to that; ctx ends at bootTimeout, and the test's end kills gvmm.
 func startControlled(t *testing.T, args ...string) (*running, *control.Client, context.Context) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	return startControlledFor(t, bootTimeout, args...)
+}
+
+// startControlledFor is startControlled with ctx ending after timeout.
+func startControlledFor(t *testing.T, timeout time.Duration, args ...string) (*running, *control.Client, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	sock := filepath.Join(t.TempDir(), "gvmm.sock")
 	r := start(t, ctx, append([]string{"run", "--control", sock}, args...)...)

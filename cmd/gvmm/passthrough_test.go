@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvmm/gvmm/devices/gpio"
 	"github.com/gvmm/gvmm/devices/gpio/cdev"
+	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/internal/gpiosim"
 )
 
@@ -99,9 +101,16 @@ gpiomon -F 'MON %o %e' -n 2 gpiochip0 3; echo MON-DONE`
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// The line's flags show the edges before the kernel has set up their
+	// detection (the flags come first in GPIO_V2_LINE_SET_CONFIG_IOCTL):
+	// an edge made then is lost. The device counts SET_IRQ_TYPE once the
+	// backend's ioctl has returned.
+	cl := dialControl(t, ctx, sock)
 	waitFor(t, ctx, "gpiomon in the guest enables edge detection on host line 7", func() bool {
 		info, err := c.LineInfo(7)
-		return err == nil && info.Flags&cdev.LineFlagEdgeRising != 0
+		resp, serr := cl.Do(control.Request{Op: "stats", Bank: 0})
+		return err == nil && info.Flags&cdev.LineFlagEdgeRising != 0 &&
+			serr == nil && resp.Stats.Requests[gpio.MsgTypeSetIRQType] > 0
 	})
 	chip.Pull(7, 1)
 	r.waitLine("a rising edge on host line 7 reaches gpiomon", "MON 3 1")

@@ -397,3 +397,24 @@ func TestSimRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestSimEventsBesideOthers: edges keep coming on a line while the guest
+// changes its other lines (an output held high, an input requested and
+// released again and again), as in gvmm's passthrough test: a change to
+// one line must not clear another line's edge detection.
+func TestSimEventsBesideOthers(t *testing.T) {
+	s := newSim(t, 8, nil, nil)
+	b := openSim(t, Spec{Chip: s.Dev(), Lines: []int{4, 5, 6, 7}})
+	mustOK(t, "SetDirection(1, out 1)", b.SetDirection(1, gpio.DirectionOut, 1))
+	mustOK(t, "SetDirection(3, in)", b.SetDirection(3, gpio.DirectionIn, 0))
+	mustOK(t, "SetIRQType(3, both)", b.SetIRQType(3, gpio.IRQTypeEdgeBoth))
+	for i, v := range []uint8{1, 0, 1, 0} {
+		mustOK(t, "SetDirection(2, in)", b.SetDirection(2, gpio.DirectionIn, 0))
+		mustOK(t, "SetDirection(2, none)", b.SetDirection(2, gpio.DirectionNone, 0))
+		s.Pull(7, v)
+		step := fmt.Sprintf("edge %d: host line 7 pulled to %d", i, v)
+		if e := recv(t, b.Events(), step); e.Line != 3 || e.Value != v {
+			t.Fatalf("%s: event for line %d value %d", step, e.Line, e.Value)
+		}
+	}
+}

@@ -16,7 +16,7 @@ all: build
 help:
 	@echo "make run    build or reuse the guest image and boot it (Ctrl-A x quits)"
 	@echo "make test   lint, unit tests, then tests that boot the real guest"
-	@echo "make soak   1M guest GPIO operations in one boot: counts and gvmm's RSS (20-40 min)"
+	@echo "make soak   1M guest GPIO operations in one boot: counts and gvmm's RSS (1.5-3 h)"
 	@echo "make image  build or reuse the guest image only"
 	@echo "make build  build bin/gvmm"
 

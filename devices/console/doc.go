@@ -1,0 +1,68 @@
+// Package console is the virtio console device (virtio 1.2 §5.3, device
+// ID 3) with a single port and no feature bits: no VIRTIO_CONSOLE_F_SIZE,
+// no VIRTIO_CONSOLE_F_MULTIPORT, no VIRTIO_CONSOLE_F_EMERG_WRITE. It is a
+// byte pipe between the host and the guest, the channel a guest agent
+// uses: Linux's virtio_console binds port 0 of a device without
+// MULTIPORT to a hvc console, /dev/hvc0.
+//
+// # Virtqueues
+//
+// Without MULTIPORT the device has two queues, receiveq (0) and
+// transmitq (1) of port 0; there is no control queue.
+//
+//   - transmitq carries the guest's output. Each chain's device-readable
+//     bytes are read in pieces of at most 64 KiB, whatever length the
+//     driver declared (Pop bounds a chain to 2^32 bytes and the queue size
+//     of buffers, so the declared total can be far larger than the
+//     device's buffer), and written to the host's io.Writer in ring
+//     order, from the device's goroutine. The chain is returned with used
+//     length 0 once all its bytes went to the writer: a slow writer slows
+//     the guest's writes, which is the console's flow control (Linux's
+//     hvc path spins until its buffer comes back). A writer error is
+//     logged on the first failure of a run of failures and the bytes are
+//     dropped. Device-writable buffers in a transmitq chain are ignored.
+//   - receiveq carries the host's input. Device.Write appends to a queue of
+//     pending bytes and wakes the device; a receiveq chain is taken only
+//     while pending bytes exist and is filled with as many of them as its
+//     writable buffers hold, then returned with that length. The bytes are
+//     delivered in order, each exactly once, across chains. A chain is
+//     never held by the device: while nothing is pending, buffers wait in
+//     the ring. A receiveq chain without a writable byte (when one is
+//     taken) is returned with 0 and logged.
+//
+// # Goroutines and reset
+//
+// While active, one goroutine serves each enabled queue; Notify wakes it
+// through a one-slot channel, and Device.Write wakes the receiveq's. A
+// goroutine takes at most a queue size of chains per wake-up and then
+// wakes itself, so a driver that keeps a ring full cannot keep Reset from
+// stopping it; it asks Queue.NeedsInterrupt after each such batch. Reset
+// waits for the goroutines (including an io.Writer call in progress: the
+// transmitq goroutine gives up a chain between pieces once Reset began)
+// and touches no guest memory afterwards. Pending host bytes are the
+// host's, not the driver's: they survive a reset and go to whichever
+// driver comes next.
+//
+// # Errors
+//
+// A malformed chain (bad address, loop, too long, bad indirect table,
+// readable after writable) is logged, one line, and returned with used
+// length 0. A broken ring (avail idx out of range, a ring access failing)
+// sets DEVICE_NEEDS_RESET and the device stops using that queue until
+// Reset.
+//
+// # What the guest can make the device hold
+//
+// A popped chain lives only while it is served and holds at most the
+// queue size (256) buffers; the transmit buffer is 64 KiB, allocated once.
+// Pending host bytes are bounded only by what the host writes: Write
+// never blocks, so a host writing faster than the guest reads grows
+// them.
+//
+// # Configuration space
+//
+// struct virtio_console_config is {le16 cols; le16 rows; le32
+// max_nr_ports; le32 emerg_wr}, 12 bytes. Without the features that give
+// its fields meaning, all read as zero, and writes (emerg_wr) are
+// ignored.
+package console

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/gvmm/gvmm/internal/spec"
 )
 
 // FuzzRunFlags feeds any string to the parsers of gvmm run's flag values
@@ -25,20 +27,20 @@ func FuzzRunFlags(f *testing.F) {
 				t.Fatalf("%s %q: error of more than one line: %q", what, s, err)
 			}
 		}
-		g, err := parseGPIO(s)
+		g, err := spec.ParseGPIO(s)
 		oneLine("--gpio", err)
-		if err == nil && g.host == nil && (g.lines < 1 || g.lines > 65535 || len(g.names) > g.lines) {
-			t.Fatalf("--gpio %q accepted as %d lines, %d names", s, g.lines, len(g.names))
+		if err == nil && g.Host() == nil && (g.Lines() < 1 || g.Lines() > 65535 || len(g.Names()) > g.Lines()) {
+			t.Fatalf("--gpio %q accepted as %d lines, %d names", s, g.Lines(), len(g.Names()))
 		}
-		_, err = parseLED(s)
+		_, err = spec.ParseLED(s)
 		oneLine("--led", err)
-		_, err = parseKey(s)
+		_, err = spec.ParseKey(s)
 		oneLine("--key", err)
 		n, err := parseSize(s)
 		oneLine("--mem", err)
 		if err == nil && (n == 0 || n > 1<<40) {
 			t.Fatalf("--mem %q accepted as %d bytes", s, n)
 		}
-		oneLine("--name", checkVMName(s))
+		oneLine("--name", spec.CheckVMName(s))
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/fdt"
 	"github.com/gvmm/gvmm/internal/ratelog"
+	"github.com/gvmm/gvmm/internal/spec"
 	"github.com/gvmm/gvmm/internal/term"
 	"github.com/gvmm/gvmm/vmm"
 )
@@ -89,9 +90,9 @@ type runFlags struct {
 	verbose                      bool
 	mem                          uint64
 	cpus                         int
-	gpios                        []gpioSpec
-	leds                         []ledSpec
-	keys                         []keySpec
+	gpios                        []spec.GPIO
+	leds                         []spec.LED
+	keys                         []spec.Key
 }
 
 // newRunFlags defines the flags of gvmm run on a new flag set called name.
@@ -118,7 +119,7 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 	fs.Func("name", "a `name` for this VM, 1 to 26 letters, digits or . _ -: host lines it holds\n"+
 		"show the consumer \"gvmm-NAME\" instead of \"gvmm\" (gpioinfo on the host)", func(s string) error {
 		f.name = s
-		return checkVMName(s)
+		return spec.CheckVMName(s)
 	})
 	fs.Func("gpio", "add a virtio-gpio controller of `lines`; repeat for more controllers:\n"+
 		"  sim:N[,names=a,b,...]      a simulated bank of N lines (first ones named)\n"+
@@ -126,17 +127,17 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 		"      (e.g. chip0:4-7, gpiochip1:0,3,8-9) of CHIP (chipN, /dev/gpiochipN or a\n"+
 		"      chip label); gvmm holds them (consumer \"gvmm\", see --name) until it exits and the\n"+
 		"      guest can reach no other host line", func(s string) error {
-		g, err := parseGPIO(s)
+		g, err := spec.ParseGPIO(s)
 		f.gpios = append(f.gpios, g)
 		return err
 	})
 	fs.Func("led", "add an LED on a GPIO line to the guest's gpio-leds device:\n`NAME=CTRL:LINE`[,OPTION...]; repeatable (see GPIO consumers below)", func(s string) error {
-		l, err := parseLED(s)
+		l, err := spec.ParseLED(s)
 		f.leds = append(f.leds, l)
 		return err
 	})
 	fs.Func("key", "add a key on a GPIO line to the guest's gpio-keys device:\n`CODE=CTRL:LINE`[,OPTION...]; repeatable (see GPIO consumers below)", func(s string) error {
-		k, err := parseKey(s)
+		k, err := spec.ParseKey(s)
 		f.keys = append(f.keys, k)
 		return err
 	})
@@ -204,7 +205,7 @@ func (f *runFlags) check() error {
 	for _, d := range c.Virtio {
 		ctrls = append(ctrls, d.GPIO)
 	}
-	if err := checkConsumers(ctrls, f.leds, f.keys); err != nil {
+	if err := spec.CheckConsumers(ctrls, f.leds, f.keys); err != nil {
 		return err
 	}
 	// Whatever else the device tree would refuse is a usage error too.
@@ -218,13 +219,13 @@ func (f *runFlags) check() error {
 func (f *runFlags) config() vmm.Config {
 	c := vmm.Config{Cmdline: f.cmdline, MemSize: f.mem, CPUs: f.cpus}
 	for i, g := range f.gpios {
-		c.Virtio = append(c.Virtio, vmm.VirtioDevice{GPIO: g.controller(i)})
+		c.Virtio = append(c.Virtio, vmm.VirtioDevice{GPIO: g.Controller(i)})
 	}
 	for _, l := range f.leds {
-		c.LEDs = append(c.LEDs, l.fdtLED())
+		c.LEDs = append(c.LEDs, l.FDT())
 	}
 	for _, k := range f.keys {
-		c.Keys = append(c.Keys, k.fdtKey())
+		c.Keys = append(c.Keys, k.FDT())
 	}
 	return c
 }
@@ -324,11 +325,11 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, k := range f.keys {
-		if k.ref.ctrl > 0 {
+		if k.Controller() > 0 {
 			// Seen with the default image: Linux 6.1's gpio-virtio.c has
 			// one static irq_chip for all its devices; gpiolib hooks it
 			// for the first and leaves the others' hooks NULL.
-			fmt.Fprintf(stderr, "gvmm: warning: --key %q uses controller %d: Linux 6.1's gpio-virtio (the default image's) crashes on interrupts of any controller but the first\n", k.value, k.ref.ctrl)
+			fmt.Fprintf(stderr, "gvmm: warning: --key %q uses controller %d: Linux 6.1's gpio-virtio (the default image's) crashes on interrupts of any controller but the first\n", k.Value(), k.Controller())
 		}
 	}
 	// Diagnostics go to --log FILE or to stderr, one line each, at a
@@ -354,10 +355,10 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var banks []*gpio.Sim
 	var devs []*gpio.Device
 	for i, g := range f.gpios {
-		sim, dev, closeGPIO, err := openGPIO(g, consumerName(f.name))
+		sim, dev, closeGPIO, err := g.Open(spec.ConsumerName(f.name))
 		if err != nil {
-			fmt.Fprintf(stderr, "gvmm: --gpio %q: %v\n", g.value, err)
-			if g.host == nil {
+			fmt.Fprintf(stderr, "gvmm: --gpio %q: %v\n", g.Value(), err)
+			if g.Host() == nil {
 				return 2 // a simulated bank fails only on bad flags
 			}
 			return 1

@@ -1,4 +1,4 @@
-package main
+package spec
 
 import (
 	"fmt"
@@ -24,8 +24,8 @@ const (
 // lineRef is CTRL:LINE: line LINE of the ctrl-th --gpio controller.
 type lineRef struct{ ctrl, line int }
 
-// ledSpec is one --led flag: an LED of the gpio-leds device.
-type ledSpec struct {
+// LED is one --led flag: an LED of the gpio-leds device.
+type LED struct {
 	value     string // the flag's value, for messages
 	name      string // label, the LED's name in /sys/class/leds
 	ref       lineRef
@@ -33,8 +33,8 @@ type ledSpec struct {
 	defaultOn bool
 }
 
-// keySpec is one --key flag: a key of the gpio-keys device.
-type keySpec struct {
+// Key is one --key flag: a key of the gpio-keys device.
+type Key struct {
 	value     string // the flag's value, for messages
 	code      uint32 // linux,code
 	ref       lineRef
@@ -43,76 +43,76 @@ type keySpec struct {
 	debounce  *uint32     // debounce-interval in ms; nil for the default
 }
 
-// parseLED reads NAME=CTRL:LINE[,active-low][,default-on].
-func parseLED(s string) (ledSpec, error) {
+// ParseLED reads NAME=CTRL:LINE[,active-low][,default-on].
+func ParseLED(s string) (LED, error) {
 	name, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return ledSpec{}, fmt.Errorf("want %s, e.g. status=0:3", ledSyntax)
+		return LED{}, fmt.Errorf("want %s, e.g. status=0:3", ledSyntax)
 	}
 	if err := checkName(name); err != nil {
-		return ledSpec{}, err
+		return LED{}, err
 	}
-	spec := ledSpec{value: s, name: name}
-	opts, err := parseRefOpts(rest, &spec.ref)
+	l := LED{value: s, name: name}
+	opts, err := parseRefOpts(rest, &l.ref)
 	if err != nil {
-		return ledSpec{}, err
+		return LED{}, err
 	}
 	for _, o := range opts {
 		switch o {
 		case "active-low":
-			spec.activeLow = true
+			l.activeLow = true
 		case "default-on":
-			spec.defaultOn = true
+			l.defaultOn = true
 		default:
-			return ledSpec{}, fmt.Errorf("unknown option %q (want active-low or default-on)", o)
+			return LED{}, fmt.Errorf("unknown option %q (want active-low or default-on)", o)
 		}
 	}
-	return spec, nil
+	return l, nil
 }
 
-// parseKey reads CODE=CTRL:LINE with the options of keySyntax.
-func parseKey(s string) (keySpec, error) {
+// ParseKey reads CODE=CTRL:LINE[,active-low|,level-high|,level-low][,debounce-interval=MS].
+func ParseKey(s string) (Key, error) {
 	codeStr, rest, ok := strings.Cut(s, "=")
 	if !ok {
-		return keySpec{}, fmt.Errorf("want %s, e.g. 28=0:3", keySyntax)
+		return Key{}, fmt.Errorf("want %s, e.g. 28=0:3", keySyntax)
 	}
 	code, err := parseCode(codeStr)
 	if err != nil {
-		return keySpec{}, err
+		return Key{}, err
 	}
-	spec := keySpec{value: s, code: code}
-	opts, err := parseRefOpts(rest, &spec.ref)
+	k := Key{value: s, code: code}
+	opts, err := parseRefOpts(rest, &k.ref)
 	if err != nil {
-		return keySpec{}, err
+		return Key{}, err
 	}
 	for _, o := range opts {
-		if err := spec.option(o); err != nil {
-			return keySpec{}, err
+		if err := k.option(o); err != nil {
+			return Key{}, err
 		}
 	}
-	if spec.activeLow && spec.irq != fdt.TriggerDefault {
-		return keySpec{}, fmt.Errorf("active-low does not go with %s: an interrupt-only key has no GPIO to invert (use level-low or level-high)", triggerOption(spec.irq))
+	if k.activeLow && k.irq != fdt.TriggerDefault {
+		return Key{}, fmt.Errorf("active-low does not go with %s: an interrupt-only key has no GPIO to invert (use level-low or level-high)", triggerOption(k.irq))
 	}
-	return spec, nil
+	return k, nil
 }
 
 // option applies one of a --key flag's options.
-func (spec *keySpec) option(o string) error {
+func (k *Key) option(o string) error {
 	name, val, hasVal := strings.Cut(o, "=")
 	switch {
 	case o == "active-low":
-		spec.activeLow = true
+		k.activeLow = true
 	case o == "level-high":
-		return spec.setTrigger(fdt.LevelHigh)
+		return k.setTrigger(fdt.LevelHigh)
 	case o == "level-low":
-		return spec.setTrigger(fdt.LevelLow)
+		return k.setTrigger(fdt.LevelLow)
 	case name == "debounce-interval" && hasVal:
 		ms, err := strconv.ParseUint(val, 10, 32)
 		if err != nil || ms > maxDebounce {
 			return fmt.Errorf("debounce-interval %q: want milliseconds from 0 to %d", val, maxDebounce)
 		}
 		v := uint32(ms)
-		spec.debounce = &v
+		k.debounce = &v
 	default:
 		return fmt.Errorf("unknown option %q (want active-low, level-high, level-low or debounce-interval=MS)", o)
 	}
@@ -120,11 +120,11 @@ func (spec *keySpec) option(o string) error {
 }
 
 // setTrigger makes the key interrupt-only with trigger t.
-func (spec *keySpec) setTrigger(t fdt.Trigger) error {
-	if spec.irq != fdt.TriggerDefault && spec.irq != t {
+func (k *Key) setTrigger(t fdt.Trigger) error {
+	if k.irq != fdt.TriggerDefault && k.irq != t {
 		return fmt.Errorf("level-high and level-low together: choose one")
 	}
-	spec.irq = t
+	k.irq = t
 	return nil
 }
 
@@ -201,11 +201,11 @@ func isAlnum(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-// checkConsumers checks the LEDs and keys against the controllers they
+// CheckConsumers checks the LEDs and keys against the controllers they
 // use (ctrls, in --gpio order) and each other: each names a controller and
 // a line that exist, no line serves two of them, LED names are unique, and
 // keys have interrupts.
-func checkConsumers(ctrls []*fdt.GPIOController, leds []ledSpec, keys []keySpec) error {
+func CheckConsumers(ctrls []*fdt.GPIOController, leds []LED, keys []Key) error {
 	used := map[lineRef]string{} // line -> the flag that uses it
 	use := func(what string, r lineRef) error {
 		if err := checkRef(ctrls, r); err != nil {
@@ -257,12 +257,12 @@ func checkRef(ctrls []*fdt.GPIOController, r lineRef) error {
 
 // fdtRef is the device-tree reference to r.
 func (r lineRef) fdtRef(activeLow bool) fdt.GPIORef {
-	return fdt.GPIORef{Controller: ctrlLabel(r.ctrl), Line: r.line, ActiveLow: activeLow}
+	return fdt.GPIORef{Controller: CtrlLabel(r.ctrl), Line: r.line, ActiveLow: activeLow}
 }
 
-// fdtLED is the gpio-leds entry for l. Without default-on the LED has no
+// FDT is the gpio-leds entry for l. Without default-on the LED has no
 // default-state, which leds-gpio and the binding take as "off".
-func (l ledSpec) fdtLED() fdt.LED {
+func (l LED) FDT() fdt.LED {
 	led := fdt.LED{Label: l.name, GPIO: l.ref.fdtRef(l.activeLow)}
 	if l.defaultOn {
 		led.DefaultState = "on"
@@ -270,7 +270,17 @@ func (l ledSpec) fdtLED() fdt.LED {
 	return led
 }
 
-// fdtKey is the gpio-keys entry for k.
-func (k keySpec) fdtKey() fdt.Key {
+// FDT is the gpio-keys entry for k.
+func (k Key) FDT() fdt.Key {
 	return fdt.Key{Code: k.code, GPIO: k.ref.fdtRef(k.activeLow), Interrupt: k.irq, DebounceInterval: k.debounce}
 }
+
+// Value is the --led flag's value, as given.
+func (l LED) Value() string { return l.value }
+
+// Value is the --key flag's value, as given.
+func (k Key) Value() string { return k.value }
+
+// Controller is the index, in --gpio order, of the controller of the
+// key's line.
+func (k Key) Controller() int { return k.ref.ctrl }

@@ -1,10 +1,8 @@
-package main
+package spec
 
-// Tests of --led and --key that boot nothing: the parsers, the checks
-// against --gpio, and the one-line errors gvmm run prints for them.
+// Tests of --led and --key: the parsers and the checks against --gpio.
 
 import (
-	"bytes"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,11 +27,11 @@ func TestLEDFlag(t *testing.T) {
 		{strings.Repeat("x", 31) + "=0:0", fdt.LED{Label: strings.Repeat("x", 31), GPIO: fdt.GPIORef{Controller: "gpio0"}}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			spec, err := parseLED(tc.in)
+			l, err := ParseLED(tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := spec.fdtLED(); !reflect.DeepEqual(got, tc.want) {
+			if got := l.FDT(); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
@@ -67,9 +65,9 @@ func TestLEDFlagErrors(t *testing.T) {
 		{"a=0:1,level-high", `unknown option "level-high"`},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			_, err := parseLED(tc.in)
+			_, err := ParseLED(tc.in)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("parseLED(%q) = %v, want an error containing %q", tc.in, err, tc.want)
+				t.Errorf("ParseLED(%q) = %v, want an error containing %q", tc.in, err, tc.want)
 			}
 		})
 	}
@@ -96,11 +94,11 @@ func TestKeyFlag(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			spec, err := parseKey(tc.in)
+			k, err := ParseKey(tc.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := spec.fdtKey(); !reflect.DeepEqual(got, tc.want) {
+			if got := k.FDT(); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
@@ -132,9 +130,9 @@ func TestKeyFlagErrors(t *testing.T) {
 		{"28=0:1,active-low,level-low", "active-low does not go with level-low"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			_, err := parseKey(tc.in)
+			_, err := ParseKey(tc.in)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("parseKey(%q) = %v, want an error containing %q", tc.in, err, tc.want)
+				t.Errorf("ParseKey(%q) = %v, want an error containing %q", tc.in, err, tc.want)
 			}
 		})
 	}
@@ -144,15 +142,15 @@ func TestKeyFlagErrors(t *testing.T) {
 // one controller that has no interrupts (no --gpio bank makes one).
 func TestConsumerChecks(t *testing.T) {
 	ctrls := []*fdt.GPIOController{{Lines: 8}, {Lines: 2, NoIRQ: true}}
-	led := func(s string) ledSpec {
-		l, err := parseLED(s)
+	led := func(s string) LED {
+		l, err := ParseLED(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l
 	}
-	key := func(s string) keySpec {
-		k, err := parseKey(s)
+	key := func(s string) Key {
+		k, err := ParseKey(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,29 +158,29 @@ func TestConsumerChecks(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		leds []ledSpec
-		keys []keySpec
+		leds []LED
+		keys []Key
 		want string // "" for no error
 	}{
 		{"none", nil, nil, ""},
-		{"valid", []ledSpec{led("a=0:0"), led("b=0:7"), led("c=1:1")}, []keySpec{key("28=0:1"), key("1=0:2,level-high")}, ""},
-		{"LED on controller 2", []ledSpec{led("a=2:0")}, nil, `--led "a=2:0": no GPIO controller 2: there are 2, 0 to 1 (in --gpio order)`},
-		{"key on controller 5", nil, []keySpec{key("28=5:0")}, `--key "28=5:0": no GPIO controller 5`},
-		{"LED past the last line", []ledSpec{led("a=0:8")}, nil, `--led "a=0:8": no line 8 on controller 0: its last line is 7`},
-		{"key past the last line", nil, []keySpec{key("28=1:2")}, `--key "28=1:2": no line 2 on controller 1: its last line is 1`},
-		{"level key past the last line", nil, []keySpec{key("28=0:9,level-low")}, "no line 9 on controller 0"},
-		{"two LEDs on a line", []ledSpec{led("a=0:3"), led("b=gpio0:3")}, nil,
+		{"valid", []LED{led("a=0:0"), led("b=0:7"), led("c=1:1")}, []Key{key("28=0:1"), key("1=0:2,level-high")}, ""},
+		{"LED on controller 2", []LED{led("a=2:0")}, nil, `--led "a=2:0": no GPIO controller 2: there are 2, 0 to 1 (in --gpio order)`},
+		{"key on controller 5", nil, []Key{key("28=5:0")}, `--key "28=5:0": no GPIO controller 5`},
+		{"LED past the last line", []LED{led("a=0:8")}, nil, `--led "a=0:8": no line 8 on controller 0: its last line is 7`},
+		{"key past the last line", nil, []Key{key("28=1:2")}, `--key "28=1:2": no line 2 on controller 1: its last line is 1`},
+		{"level key past the last line", nil, []Key{key("28=0:9,level-low")}, "no line 9 on controller 0"},
+		{"two LEDs on a line", []LED{led("a=0:3"), led("b=gpio0:3")}, nil,
 			`--led "b=gpio0:3": line 3 of controller 0 is already used by --led "a=0:3"`},
-		{"LED and key on a line", []ledSpec{led("a=0:3")}, []keySpec{key("28=0:3,active-low")}, `--key "28=0:3,active-low": line 3 of controller 0 is already used by --led "a=0:3"`},
-		{"two keys on a line", nil, []keySpec{key("28=0:4"), key("29=0:4,level-high")}, `--key "29=0:4,level-high": line 4 of controller 0 is already used by --key "28=0:4"`},
-		{"same line of two controllers", []ledSpec{led("a=0:1"), led("b=1:1")}, nil, ""},
-		{"duplicate LED names", []ledSpec{led("a=0:1"), led("a=0:2")}, nil, `--led "a=0:2": LED name "a" is already used by --led "a=0:1"`},
-		{"LED names differ in case", []ledSpec{led("a=0:1"), led("A=0:2")}, nil, ""},
-		{"key without interrupts", nil, []keySpec{key("28=1:0")}, `--key "28=1:0": controller 1 has no interrupts, which gpio-keys needs`},
-		{"level key without interrupts", nil, []keySpec{key("28=1:0,level-high")}, "controller 1 has no interrupts"},
+		{"LED and key on a line", []LED{led("a=0:3")}, []Key{key("28=0:3,active-low")}, `--key "28=0:3,active-low": line 3 of controller 0 is already used by --led "a=0:3"`},
+		{"two keys on a line", nil, []Key{key("28=0:4"), key("29=0:4,level-high")}, `--key "29=0:4,level-high": line 4 of controller 0 is already used by --key "28=0:4"`},
+		{"same line of two controllers", []LED{led("a=0:1"), led("b=1:1")}, nil, ""},
+		{"duplicate LED names", []LED{led("a=0:1"), led("a=0:2")}, nil, `--led "a=0:2": LED name "a" is already used by --led "a=0:1"`},
+		{"LED names differ in case", []LED{led("a=0:1"), led("A=0:2")}, nil, ""},
+		{"key without interrupts", nil, []Key{key("28=1:0")}, `--key "28=1:0": controller 1 has no interrupts, which gpio-keys needs`},
+		{"level key without interrupts", nil, []Key{key("28=1:0,level-high")}, "controller 1 has no interrupts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkConsumers(ctrls, tc.leds, tc.keys)
+			err := CheckConsumers(ctrls, tc.leds, tc.keys)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("unexpected error %v", err)
@@ -197,69 +195,16 @@ func TestConsumerChecks(t *testing.T) {
 }
 
 func TestConsumerNoControllers(t *testing.T) {
-	l, err := parseLED("a=0:0")
+	l, err := ParseLED("a=0:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = checkConsumers(nil, []ledSpec{l}, nil)
+	err = CheckConsumers(nil, []LED{l}, nil)
 	if want := "no GPIO controller 0: there is none (add one with --gpio sim:N)"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want %q", err, want)
 	}
-	err = checkConsumers([]*fdt.GPIOController{{Lines: 1}}, []ledSpec{{value: "a=1:0", ref: lineRef{ctrl: 1}}}, nil)
+	err = CheckConsumers([]*fdt.GPIOController{{Lines: 1}}, []LED{{value: "a=1:0", ref: lineRef{ctrl: 1}}}, nil)
 	if want := "no GPIO controller 1: there is one, controller 0"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want %q", err, want)
-	}
-}
-
-// TestConsumerRunErrors runs gvmm run and gvmm dtb in this process with
-// bad --led and --key flags: each is refused before anything boots, with
-// exit status 2 and one line on stderr naming the problem.
-func TestConsumerRunErrors(t *testing.T) {
-	bank := []string{"--gpio", "sim:8", "--gpio", "sim:2"}
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"unknown controller", []string{"--led", "a=2:0"}, `--led "a=2:0": no GPIO controller 2`},
-		{"line out of range", []string{"--key", "28=1:2"}, `--key "28=1:2": no line 2 on controller 1: its last line is 1`},
-		{"line used twice", []string{"--led", "a=0:1", "--key", "28=0:1"}, `line 1 of controller 0 is already used by --led "a=0:1"`},
-		{"line used twice, key first", []string{"--key", "28=0:1,level-high", "--led", "a=0:1"}, `--key "28=0:1,level-high": line 1 of controller 0 is already used by --led "a=0:1"`},
-		{"key code 0", []string{"--key", "0=0:1"}, `invalid value "0=0:1" for flag -key: key code "0": want an input event code from 1 to 767`},
-		{"key code past KEY_MAX", []string{"--key", "768=0:1"}, `key code "768"`},
-		{"bad name", []string{"--led", "a:b=0:1"}, `LED name "a:b": want 1 to 31 letters, digits or , . _ + -, starting with a letter or digit`},
-		{"unknown LED option", []string{"--led", "a=0:1,on"}, `unknown option "on" (want active-low or default-on)`},
-		{"unknown key option", []string{"--key", "28=0:1,edge"}, `unknown option "edge"`},
-		{"duplicate LED names", []string{"--led", "a=0:1", "--led", "a=1:1"}, `LED name "a" is already used`},
-		{"LED before its --gpio", []string{"--led", "a=2:0", "--gpio", "sim:1"}, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, cmd := range []string{"run", "dtb"} {
-				args := append(append([]string{cmd}, bank...), tc.args...)
-				if cmd == "dtb" {
-					args = append(args, "-o", "-")
-				} else {
-					// Should a check let the flags through, run stops here
-					// rather than booting.
-					args = append(args, "--kernel", "/nonexistent/bzImage")
-				}
-				var stdout, stderr bytes.Buffer
-				status := gvmm(args, nil, &stdout, &stderr)
-				if tc.want == "" { // valid: only dtb can show it without booting
-					if cmd == "dtb" && (status != 0 || stderr.Len() > 0) {
-						t.Errorf("gvmm %q: status %d, stderr %q", args, status, stderr.String())
-					}
-					continue
-				}
-				msg := stderr.String()
-				if status != 2 || !strings.Contains(msg, tc.want) || strings.Count(msg, "\n") != 1 || stdout.Len() > 0 {
-					t.Errorf("gvmm %q: status %d, stdout %d bytes, stderr %q; want status 2 and one line containing %q",
-						args, status, stdout.Len(), msg, tc.want)
-				}
-				if prefix := "gvmm " + cmd + ": "; !strings.HasPrefix(msg, prefix) {
-					t.Errorf("stderr %q does not start with %q", msg, prefix)
-				}
-			}
-		})
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package spec
 
 import (
 	"fmt"
@@ -10,65 +10,80 @@ import (
 	"github.com/gvmm/gvmm/fdt"
 )
 
-// gpioSpec is one --gpio flag: the lines of one controller, a simulated
+// GPIO is one --gpio flag: the lines of one controller, a simulated
 // bank or host lines (host != nil).
-type gpioSpec struct {
+type GPIO struct {
 	value string // the flag's value, for messages
 	lines int
 	names []string
 	host  *cdev.Spec
 }
 
-// parseGPIO reads "sim:N" or "sim:N,names=a,b,c" (names for the first
+// ParseGPIO reads "sim:N" or "sim:N,names=a,b,c" (names for the first
 // lines in order; the list takes the rest of the value), or host lines as
 // cdev.ParseSpec reads them: "chip0:4-7", "gpiochip1:0,3,names=a,b", ...
-func parseGPIO(s string) (gpioSpec, error) {
+func ParseGPIO(s string) (GPIO, error) {
 	rest, ok := strings.CutPrefix(s, "sim:")
 	if !ok {
 		host, err := cdev.ParseSpec(s)
 		if err != nil && !strings.Contains(s, ":") {
-			return gpioSpec{}, fmt.Errorf("%v, or sim:N for a simulated bank", err)
+			return GPIO{}, fmt.Errorf("%v, or sim:N for a simulated bank", err)
 		}
 		if err != nil {
-			return gpioSpec{}, err
+			return GPIO{}, err
 		}
-		return gpioSpec{value: s, lines: len(host.Lines), names: host.Names, host: &host}, nil
+		return GPIO{value: s, lines: len(host.Lines), names: host.Names, host: &host}, nil
 	}
 	count, opts, _ := strings.Cut(rest, ",")
 	n, err := strconv.Atoi(count)
 	if err != nil || n < 1 || n > 65535 {
-		return gpioSpec{}, fmt.Errorf("line count %q is not a number from 1 to 65535", count)
+		return GPIO{}, fmt.Errorf("line count %q is not a number from 1 to 65535", count)
 	}
-	spec := gpioSpec{value: s, lines: n}
+	g := GPIO{value: s, lines: n}
 	if opts != "" {
 		list, ok := strings.CutPrefix(opts, "names=")
 		if !ok {
-			return gpioSpec{}, fmt.Errorf("unknown option %q (want names=...)", opts)
+			return GPIO{}, fmt.Errorf("unknown option %q (want names=...)", opts)
 		}
-		spec.names = strings.Split(list, ",")
-		if len(spec.names) > n {
-			return gpioSpec{}, fmt.Errorf("%d names for %d lines", len(spec.names), n)
+		g.names = strings.Split(list, ",")
+		if len(g.names) > n {
+			return GPIO{}, fmt.Errorf("%d names for %d lines", len(g.names), n)
 		}
 	}
-	return spec, nil
+	return g, nil
 }
 
-// ctrlLabel is the device-tree label of the i-th --gpio controller,
-// counting from 0; --led and --key accept it in place of the index.
-func ctrlLabel(i int) string { return fmt.Sprintf("gpio%d", i) }
+// Value is the --gpio flag's value, as given.
+func (g GPIO) Value() string { return g.value }
 
-// controller describes the i-th --gpio bank in the device tree. Both kinds
+// Lines is the number of lines of the controller: N of sim:N, or the
+// number of host lines.
+func (g GPIO) Lines() int { return g.lines }
+
+// Names are the names the flag gives the first lines, in order; nil if
+// it gives none.
+func (g GPIO) Names() []string { return g.names }
+
+// Host is the host lines the controller passes through, nil for a
+// simulated bank.
+func (g GPIO) Host() *cdev.Spec { return g.host }
+
+// CtrlLabel is the device-tree label of the i-th --gpio controller,
+// counting from 0; --led and --key accept it in place of the index.
+func CtrlLabel(i int) string { return fmt.Sprintf("gpio%d", i) }
+
+// Controller describes the i-th --gpio bank in the device tree. Both kinds
 // offer interrupts (NoIRQ false). Host lines keep their names unless the
 // flag gives some: the device serves them to the guest (GET_NAMES), so the
 // tree names only what the flag names.
-func (spec gpioSpec) controller(i int) *fdt.GPIOController {
-	return &fdt.GPIOController{Label: ctrlLabel(i), Lines: spec.lines, LineNames: spec.names}
+func (g GPIO) Controller(i int) *fdt.GPIOController {
+	return &fdt.GPIOController{Label: CtrlLabel(i), Lines: g.lines, LineNames: g.names}
 }
 
-// consumerName is the name gvmm's line requests carry on the host, shown
+// ConsumerName is the name gvmm's line requests carry on the host, shown
 // by gpioinfo and named when a line is busy: "gvmm", or "gvmm-NAME" for a
 // VM given --name NAME.
-func consumerName(vmName string) string {
+func ConsumerName(vmName string) string {
 	if vmName == "" {
 		return "gvmm"
 	}
@@ -79,8 +94,8 @@ func consumerName(vmName string) string {
 // 32 bytes with the NUL).
 const maxVMName = 26
 
-// checkVMName checks --name: 1 to maxVMName letters, digits, '.', '_' or '-'.
-func checkVMName(s string) error {
+// CheckVMName checks --name: 1 to maxVMName letters, digits, '.', '_' or '-'.
+func CheckVMName(s string) error {
 	if s == "" || len(s) > maxVMName {
 		return fmt.Errorf("name %q: want 1 to %d characters", s, maxVMName)
 	}
@@ -92,20 +107,20 @@ func checkVMName(s string) error {
 	return nil
 }
 
-// openGPIO builds the bank's backend and its virtio device; sim is the
+// Open builds the bank's backend and its virtio device; sim is the
 // simulated bank, nil for host lines, which are requested as consumer.
 // close releases the backend (and so every host line it holds); call it
 // on every way out.
-func openGPIO(spec gpioSpec, consumer string) (sim *gpio.Sim, dev *gpio.Device, close func(), err error) {
+func (g GPIO) Open(consumer string) (sim *gpio.Sim, dev *gpio.Device, close func(), err error) {
 	var b gpio.Backend
-	if spec.host != nil {
-		h, err := cdev.Open(*spec.host, consumer)
+	if g.host != nil {
+		h, err := cdev.Open(*g.host, consumer)
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		b, close = h, func() { _ = h.Close() }
 	} else {
-		if sim, err = gpio.NewSim(spec.lines, spec.names...); err != nil {
+		if sim, err = gpio.NewSim(g.lines, g.names...); err != nil {
 			return nil, nil, nil, err
 		}
 		b, close = sim, sim.Close

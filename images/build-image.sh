@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds the gvmm guest image: an x86_64 kernel from Debian's linux-source-6.1
 # (tinyconfig + images/kernel.config, with images/patches/*.patch applied)
-# and an initramfs with busybox-static, Debian's gpiod tools and
-# images/init. Outputs are cached under
+# and an initramfs with busybox-static, Debian's gpiod tools, images/init
+# and the command agent images/gvmm-agent (built with the host's Go). Outputs are cached under
 #   $GVMM_CACHE/image-<hash of inputs>/{bzImage,initramfs.cpio.gz}
 # and $GVMM_CACHE/image is pointed at the newest one. Prints its directory.
 set -euo pipefail
@@ -12,12 +12,14 @@ mkdir -p "$GVMM_CACHE"
 LOG=$GVMM_CACHE/image-build.log
 : >"$LOG"
 
+command -v go >/dev/null || { echo "build-image.sh: needs Go (to build images/gvmm-agent); install it or put it on PATH" >&2; exit 1; }
 need_pkgs linux-source-6.1 busybox-static gpiod libgpiod2 build-essential patch \
 	flex bison bc libelf-dev cpio xz-utils gzip
 kver=$(pkg_version linux-source-6.1)
 patches=("$here"/patches/*.patch)
+agent_src=("$here"/gvmm-agent/*.go "$here"/../internal/agentwire/wire.go "$here"/../go.sum)
 hash=$(inputs_hash "$here/kernel.config" "$here/init" "${patches[@]}" \
-	"$here/build-image.sh" -- "$kver" "$(pkg_version busybox-static)" \
+	"$here/build-image.sh" "${agent_src[@]}" -- "$kver" "$(go env GOVERSION)" "$(pkg_version busybox-static)" \
 	"$(pkg_version gpiod)" "$(pkg_version libgpiod2)" "$(pkg_version libc6)")
 out=$GVMM_CACHE/image-$hash
 if [ -f "$out/bzImage" ] && [ -f "$out/initramfs.cpio.gz" ]; then
@@ -71,6 +73,7 @@ initramfs() {
 		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
 	done
 	cp "$here/init" "$r/init"
+	(cd "$here/.." && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$r/sbin/gvmm-agent" ./images/gvmm-agent)
 	for t in gpiodetect gpioinfo gpioget gpioset gpiomon gpiofind; do
 		cp "/usr/bin/$t" "$r/usr/bin/$t"
 		for lib in $(ldd "/usr/bin/$t" | grep -o '/[^ ]*'); do
@@ -85,7 +88,7 @@ initramfs() {
 if [ ! -d "$src" ]; then step 1/4 "unpack linux-source $kver, apply images/patches" unpack; else echo "==> [1/4] kernel source already unpacked" >&2; fi
 step 2/4 "configure kernel (tinyconfig + images/kernel.config)" configure
 step 3/4 "build kernel (make -j$(nproc) bzImage)" kernel
-step 4/4 "build initramfs (busybox, gpiod)" initramfs
+step 4/4 "build initramfs (busybox, gpiod, gvmm-agent)" initramfs
 rm -rf "$out" && mv "$tmp" "$out"
 ln -sfn "image-$hash" "$GVMM_CACHE/image"
 echo "==> guest image ready: $out" >&2

@@ -6,7 +6,7 @@ GO       ?= go
 L1EXEC   := $(CURDIR)/images/l1/l1-exec
 # Packages whose tests boot the guest: they run through l1-exec, which is a
 # plain exec on hosts with hardware KVM and an L1 under QEMU elsewhere.
-GUEST_PKGS := ./cmd/gvmm
+GUEST_PKGS := ./cmd/gvmm ./gvmmtest
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build image l1 run test lint unit guest-test guest-bins soak clean help
@@ -50,7 +50,7 @@ lint:
 unit:
 	@images/host-deps.sh
 	@echo "==> unit tests (with the race detector)"
-	$(GO) test -race $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$')
+	$(GO) test -race $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$' -e '/gvmmtest$$')
 
 # Static programs the guest-booting tests add to the guest image: a GPIO
 # round-trip timer, an edge counter, the soak's GPIO workers and the cdev

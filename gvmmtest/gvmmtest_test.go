@@ -1,0 +1,237 @@
+package gvmmtest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gvmm/gvmm/devices/gpio"
+	"github.com/gvmm/gvmm/gvmmtest"
+	"github.com/gvmm/gvmm/vmm"
+)
+
+// These tests boot the real guest image under KVM. Without usable KVM
+// (and outside the nested test host) the package's tests are skipped as
+// a whole; `make test` runs them through images/l1/l1-exec.
+func TestMain(m *testing.M) {
+	if err := vmm.CheckHost(); err != nil && os.Getenv("GVMM_IN_L1") == "" {
+		fmt.Printf("gvmmtest: skipping the package's tests: %v\n(go test -exec images/l1/l1-exec runs them)\n", err)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestTenLines is the README's example: the guest sets a line, the host
+// sees it, the host drives an input, the guest reads it.
+func TestTenLines(t *testing.T) {
+	vm := gvmmtest.Start(t, gvmmtest.Sim(8))
+	vm.MustRun("gpioset gpiochip0 2=1")
+	vm.Bank(0).WaitFor(t.Context(), 2, gvmmtest.Output(1))
+	vm.Bank(0).Set(3, 1)
+	if out := vm.MustRun("gpioget gpiochip0 3"); out != "1\n" {
+		t.Errorf("guest read %q, want 1", out)
+	}
+}
+
+func TestRun(t *testing.T) {
+	vm := gvmmtest.Start(t)
+	ctx := t.Context()
+	t.Run("status and streams", func(t *testing.T) {
+		out, err := vm.Run(ctx, "echo out; echo err >&2; exit 3")
+		var ee *gvmmtest.ExitError
+		if !errors.As(err, &ee) || ee.Status != 3 || ee.Stderr != "err\n" || out != "out\n" {
+			t.Fatalf("got %q, %v; want \"out\\n\" and status 3 with stderr \"err\\n\"", out, err)
+		}
+	})
+	t.Run("binary output", func(t *testing.T) {
+		out, err := vm.Run(ctx, `printf '\000\001\r\n\033\247\377'`)
+		if want := "\x00\x01\r\n\x1b\xa7\xff"; err != nil || out != want {
+			t.Fatalf("got %q, %v; want %q", out, err, want)
+		}
+	})
+	t.Run("large output", func(t *testing.T) {
+		out, err := vm.Run(ctx, "head -c 1500000 /dev/urandom > /tmp/big && sha256sum /tmp/big >&2 && cat /tmp/big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, _ := vm.Run(ctx, "sha256sum /tmp/big")
+		if got := fmt.Sprintf("%x", sha256.Sum256([]byte(out))); len(out) != 1500000 || !strings.HasPrefix(sum, got) {
+			t.Fatalf("got %d bytes with sha256 %s; the guest's file: %s", len(out), got, sum)
+		}
+	})
+	t.Run("commands at once", func(t *testing.T) {
+		var ps []*gvmmtest.Proc
+		for i := range 4 {
+			ps = append(ps, vm.Start(ctx, fmt.Sprintf("sleep 1; echo %d", i)))
+		}
+		for i, p := range ps {
+			if st, err := p.Wait(ctx); st != 0 || err != nil {
+				t.Fatalf("command %d: status %d, %v", i, st, err)
+			}
+			if out, _ := p.Output(); out != fmt.Sprintf("%d\n", i) {
+				t.Errorf("command %d printed %q", i, out)
+			}
+		}
+	})
+	t.Run("many in a row", func(t *testing.T) {
+		start := time.Now()
+		for i := range 50 {
+			if out, err := vm.Run(ctx, fmt.Sprintf("echo %d", i)); err != nil || out != fmt.Sprintf("%d\n", i) {
+				t.Fatalf("command %d: %q, %v", i, out, err)
+			}
+		}
+		t.Logf("50 commands in %v", time.Since(start).Round(time.Millisecond))
+	})
+	t.Run("deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, err := vm.Run(ctx, "sleep 1000")
+		if err == nil || !strings.Contains(err.Error(), `"sleep 1000"`) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v; want an error naming the command and the deadline", err)
+		}
+		// The command was killed: the guest goes on.
+		if out := vm.MustRun("pgrep -x sleep || echo none"); out != "none\n" {
+			t.Errorf("sleep still runs: %q", out)
+		}
+	})
+	t.Run("command too long", func(t *testing.T) {
+		_, err := vm.Run(ctx, strings.Repeat("x", 70000))
+		if err == nil || !strings.Contains(err.Error(), "at most") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("signal", func(t *testing.T) {
+		p := vm.Start(ctx, "echo started; sleep 1000")
+		if _, err := p.WaitLine(ctx, "started"); err != nil {
+			t.Fatal(err)
+		}
+		_ = p.Signal(15)
+		if st, err := p.Wait(ctx); st != 128+15 || err != nil {
+			t.Fatalf("status %d, %v; want %d", st, err, 128+15)
+		}
+	})
+	t.Run("wait line of a command that ends", func(t *testing.T) {
+		p := vm.Start(ctx, "echo one; printf two")
+		if l, err := p.WaitLine(ctx, "two"); l != "two" || err != nil {
+			t.Fatalf("got %q, %v", l, err)
+		}
+		if _, err := vm.Start(ctx, "echo one").WaitLine(ctx, "three"); err == nil || !strings.Contains(err.Error(), "exited with status 0 without") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestFiles(t *testing.T) {
+	host := filepath.Join(t.TempDir(), "prog.sh")
+	if err := os.WriteFile(host, []byte("#!/bin/sh\necho from the host\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte{0, 1, 2, 0xff}, 100000)
+	vm := gvmmtest.Start(t,
+		gvmmtest.HostFile(host, "/opt/test/prog.sh"),
+		gvmmtest.File("/data/blob", data, 0o600))
+	if out := vm.MustRun("/opt/test/prog.sh"); out != "from the host\n" {
+		t.Errorf("prog.sh printed %q", out)
+	}
+	out := vm.MustRun("stat -c '%a %s' /data/blob; sha256sum /data/blob")
+	if want := fmt.Sprintf("600 %d\n%x  /data/blob\n", len(data), sha256.Sum256(data)); out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}
+
+func TestBank(t *testing.T) {
+	vm := gvmmtest.Start(t, gvmmtest.Sim(4, "btn", "led"))
+	ctx := t.Context()
+	b := vm.Bank(0)
+	t.Run("edge seen by gpiomon", func(t *testing.T) {
+		p := vm.Start(ctx, "gpiomon -n 1 -r gpiochip0 0")
+		b.WaitFor(ctx, 0, gvmmtest.IRQ(gpio.IRQTypeEdgeRising))
+		b.Set(0, 1)
+		if _, err := p.WaitLine(ctx, "RISING EDGE"); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := p.Wait(ctx); st != 0 || err != nil {
+			t.Fatalf("gpiomon: status %d, %v", st, err)
+		}
+	})
+	t.Run("pulse in the change log", func(t *testing.T) {
+		vm.MustRun("gpioset -m time -u 20000 gpiochip0 1=1 && gpioset gpiochip0 2=1")
+		b.WaitFor(ctx, 2, gvmmtest.Output(1))
+		var rise, fall time.Time
+		for _, c := range b.Changes() {
+			switch {
+			case c.Line == 1 && c.Kind == gpio.ChangeOutput && c.To == 1:
+				rise = c.Time
+			case c.Line == 1 && c.Kind == gpio.ChangeDirection && !rise.IsZero():
+				fall = c.Time // released: the LED line stops being driven
+			}
+		}
+		if rise.IsZero() || fall.IsZero() || fall.Sub(rise) < 20*time.Millisecond {
+			t.Fatalf("line 1 not driven high for 20 ms: rise %v, release %v; log:\n%v", rise, fall, b.Changes())
+		}
+		if l := b.Line(2); l.Direction != gpio.DirectionOut || l.Output != 1 {
+			t.Errorf("line 2: %+v", l)
+		}
+	})
+}
+
+// TestPanic: a guest that panics ends its commands with the panic line.
+func TestPanic(t *testing.T) {
+	vm := gvmmtest.Start(t)
+	p := vm.Start(t.Context(), "sleep 1000")
+	vm.Start(t.Context(), "echo c > /proc/sysrq-trigger")
+	exit, err := vm.Wait(t.Context())
+	if err != nil || exit.Reason != vmm.ExitPanic || !strings.Contains(exit.Panic, "sysrq triggered crash") {
+		t.Fatalf("got %+v, %v; want the sysrq panic", exit, err)
+	}
+	if _, err := p.Wait(t.Context()); err == nil || !strings.Contains(err.Error(), "sysrq triggered crash") {
+		t.Fatalf("pending command: %v; want the panic line", err)
+	}
+}
+
+// TestParallel boots two VMs at once.
+func TestParallel(t *testing.T) {
+	for i := range 2 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			vm := gvmmtest.Start(t, gvmmtest.Sim(2))
+			vm.Bank(0).Set(1, 1)
+			if out := vm.MustRun("gpioget gpiochip0 1"); out != "1\n" {
+				t.Errorf("got %q", out)
+			}
+		})
+	}
+}
+
+// TestBootTime logs where the time from Start to the first command's
+// result goes: the VM's creation, the guest kernel's boot phases (from
+// dmesg's timestamps), /init and the agent. Logged, not judged.
+func TestBootTime(t *testing.T) {
+	begin := time.Now()
+	vm := gvmmtest.Start(t, gvmmtest.Sim(8), gvmmtest.Append("printk.time=1"))
+	ready := time.Since(begin)
+	up := vm.MustRun("cat /proc/uptime")
+	first := time.Since(begin)
+	t.Logf("Start returned after %v (VM created to agent hello: %v); first command's result after %v; guest uptime then: %s",
+		ready.Round(time.Millisecond), vm.BootTime().Round(time.Millisecond), first.Round(time.Millisecond), strings.Fields(up)[0])
+	// The kernel's milestones, by the first dmesg line that mentions each.
+	dmesg := vm.MustRun("dmesg")
+	for _, m := range []string{"Linux version", "Calibrating delay", "smpboot: CPU0", "virtio_mmio", "gpio_virtio", "virtio-ports", "Freeing unused kernel image", "Run /init"} {
+		for _, l := range strings.Split(dmesg, "\n") {
+			if strings.Contains(l, m) {
+				t.Logf("  %s", l)
+				break
+			}
+		}
+	}
+	if ready <= 0 || !strings.Contains(dmesg, "Linux version") {
+		t.Errorf("no boot log: %q", dmesg)
+	}
+}

@@ -50,7 +50,7 @@ lint:
 unit:
 	@images/host-deps.sh
 	@echo "==> unit tests (with the race detector)"
-	$(GO) test -race $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$' -e '/gvmmtest$$')
+	$(GO) test -race $$($(GO) list ./... | grep -v -e '/cmd/gvmm$$')
 
 # Static programs the guest-booting tests add to the guest image: a GPIO
 # round-trip timer, an edge counter, the soak's GPIO workers and the cdev

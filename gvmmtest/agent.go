@@ -15,8 +15,8 @@ import (
 )
 
 // MaxOutput bounds what is kept of each standard stream of a guest
-// command: past it, output is counted and dropped, and the command's
-// Output and Run say so.
+// command: past it, output is counted and dropped; Proc.Dropped counts it
+// and Run's error says so.
 const MaxOutput = 16 << 20
 
 // session is the host side of the guest agent's channel: it reads frames
@@ -59,7 +59,8 @@ func (s *session) serve(r io.Reader) {
 }
 
 func (s *session) handle(f agentwire.Frame) error {
-	if f.Type == agentwire.Hello {
+	switch f.Type {
+	case agentwire.Hello:
 		select {
 		case <-s.ready:
 			return fmt.Errorf("a second hello (%q): the agent restarted", f.Payload)
@@ -67,6 +68,9 @@ func (s *session) handle(f agentwire.Frame) error {
 			close(s.ready)
 		}
 		return nil
+	case agentwire.Stdout, agentwire.Stderr, agentwire.Exit, agentwire.Error:
+	default:
+		return fmt.Errorf("unexpected %s frame from the guest", f.Type)
 	}
 	s.mu.Lock()
 	p := s.procs[f.ID]
@@ -86,9 +90,7 @@ func (s *session) handle(f agentwire.Frame) error {
 		}
 		s.end(p, st, nil)
 	case agentwire.Error:
-		s.end(p, -1, fmt.Errorf("gvmmtest: guest command %q did not start: %s", p.cmd, f.Payload))
-	default:
-		return fmt.Errorf("unexpected %s frame from the guest", f.Type)
+		s.end(p, -1, fmt.Errorf("gvmmtest: guest command %q failed in the agent: %s", p.cmd, f.Payload))
 	}
 	return nil
 }
@@ -176,6 +178,12 @@ func (s *stream) write(p []byte) {
 	}
 }
 
+func (s *stream) droppedBytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
 func (s *stream) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,9 +202,11 @@ func (p *Proc) finish(status int, err error) {
 
 // Wait waits for the command to end and returns its exit status (128+N if
 // signal N killed it). The error is non-nil if the status could not be
-// known: ctx ended first (the error names the command), the VM stopped, or
-// the agent's channel broke.
+// known: ctx ended first (without a deadline: after DefaultCmdTimeout; the
+// error names the command), the VM stopped, or the agent's channel broke.
 func (p *Proc) Wait(ctx context.Context) (int, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	select {
 	case <-p.done:
 		return p.status, p.err
@@ -208,6 +218,12 @@ func (p *Proc) Wait(ctx context.Context) (int, error) {
 // Output returns what the command wrote to its standard output and error
 // so far, each up to MaxOutput bytes.
 func (p *Proc) Output() (stdout, stderr string) { return p.stdout.String(), p.stderr.String() }
+
+// Dropped returns how many bytes of each stream were dropped past
+// MaxOutput.
+func (p *Proc) Dropped() (stdout, stderr int) {
+	return p.stdout.droppedBytes(), p.stderr.droppedBytes()
+}
 
 // Signal sends sig to the command's process group in the guest. A command
 // that has ended is not an error.
@@ -225,8 +241,11 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 // WaitLine waits for a line of the command's standard output containing
 // substr and returns it (without its newline). Each call looks only at
 // output after the line the previous call returned. It fails if ctx ends
-// first or the command ends without printing such a line.
+// first (without a deadline: after DefaultCmdTimeout) or the command ends
+// without printing such a line.
 func (p *Proc) WaitLine(ctx context.Context, substr string) (string, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	for {
 		ended := false
 		select {

@@ -3,6 +3,7 @@ package gvmmtest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/gvmm/gvmm/devices/gpio"
@@ -18,12 +19,14 @@ type Change = gpio.Change
 
 // MaxChanges bounds a bank's change log; past it the oldest entries are
 // dropped and Changes starts with a gpio.ChangeLost entry counting them.
+// Changes the bank's watcher missed while it fell behind (gpio.WatchLimit)
+// are a gpio.ChangeLost entry where they happened.
 const MaxChanges = 1 << 16
 
 // Bank is a simulated GPIO bank of a VM, seen from the host: it drives the
 // lines' inputs and watches what the guest does with them. Its methods
 // fail the test (from the test's goroutine) on a line the bank does not
-// have or a context that ends first.
+// have or a wait that times out.
 type Bank struct {
 	vm     *VM
 	index  int
@@ -34,17 +37,32 @@ type Bank struct {
 	cancel func() // ends the watch
 
 	mu      sync.Mutex
-	log     []Change
-	dropped uint64
-	changed chan struct{} // closed and replaced at each change
+	log     []entry // a ring of at most MaxChanges entries, from start
+	start   int
+	seq     uint64         // entries recorded so far
+	dropped uint64         // changes that fell off the ring
+	boot    []Line         // each line when the bank was made
+	state   []Line         // each line after the newest entry
+	cursor  map[int]uint64 // per line: WaitFor looks at entries after this seq (none: the boot state first)
+	changed chan struct{}  // closed and replaced at each change
+}
+
+// entry is one change and the state of its line after it.
+type entry struct {
+	seq   uint64 // from 1
+	c     Change
+	after Line
 }
 
 func newBank(vm *VM, index int, spec string, sim *gpio.Sim, dev *gpio.Device, closeB func()) *Bank {
-	b := &Bank{vm: vm, index: index, spec: spec, sim: sim, dev: dev, closeB: closeB, cancel: func() {}, changed: make(chan struct{})}
+	b := &Bank{vm: vm, index: index, spec: spec, sim: sim, dev: dev, closeB: closeB, cancel: func() {},
+		cursor: map[int]uint64{}, changed: make(chan struct{})}
 	if sim == nil {
 		return b
 	}
 	ch, cancel := sim.Watch()
+	b.boot = sim.Snapshot() // after Watch: a change in between is in both, and applies twice alike
+	b.state = append([]Line(nil), b.boot...)
 	b.cancel = cancel
 	go func() {
 		for c := range ch {
@@ -57,15 +75,35 @@ func newBank(vm *VM, index int, spec string, sim *gpio.Sim, dev *gpio.Device, cl
 func (b *Bank) record(c Change) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	e := entry{c: c}
 	if c.Kind == gpio.ChangeLost {
-		b.dropped += c.Lost
-	} else {
-		if len(b.log) == MaxChanges {
-			copy(b.log, b.log[1:])
-			b.log = b.log[:MaxChanges-1]
-			b.dropped++
+		// The changes in between are unknown: take the state from now on.
+		if b.sim != nil {
+			b.state = b.sim.Snapshot()
 		}
-		b.log = append(b.log, c)
+	} else if c.Line >= 0 && c.Line < len(b.state) {
+		l := &b.state[c.Line]
+		switch c.Kind {
+		case gpio.ChangeDirection:
+			l.Direction = gpio.Direction(c.To)
+		case gpio.ChangeOutput:
+			l.Output = c.To
+		case gpio.ChangeInput:
+			l.Input = c.To
+		case gpio.ChangeIRQType:
+			l.IRQType = gpio.IRQType(c.To)
+		}
+		l.Level = c.Level
+		e.after = *l
+	}
+	b.seq++
+	e.seq = b.seq
+	if len(b.log) < MaxChanges {
+		b.log = append(b.log, e)
+	} else {
+		b.dropped += max(1, b.log[b.start].c.Lost)
+		b.log[b.start] = e
+		b.start = (b.start + 1) % MaxChanges
 	}
 	close(b.changed)
 	b.changed = make(chan struct{})
@@ -115,37 +153,101 @@ func (b *Bank) Line(line int) Line {
 	return l
 }
 
-// WaitFor waits until cond holds for line and returns the state it held
-// in. If ctx ends first the test fails, saying what the line was doing.
+// WaitFor waits until line is in a state for which cond holds and returns
+// that state. It goes through the line's states in the order they came, as
+// an expect script reads output: each call starts after the state the
+// previous call on that line returned, the first call at boot. So a state
+// the guest left again before the call, such as an output that gpioset
+// drove and released when it exited, or a pulse, still counts; to wait
+// for a state that holds now, look at Line. If ctx ends first (or, when
+// ctx has no deadline, after DefaultCmdTimeout) the test fails, saying
+// what the line was doing.
 func (b *Bank) WaitFor(ctx context.Context, line int, cond func(Line) bool) Line {
 	b.helper()
+	b.Line(line) // fails on a line the bank does not have
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	for {
-		b.mu.Lock()
-		changed := b.changed
-		b.mu.Unlock()
-		if l := b.Line(line); cond(l) {
+		l, ok, changed := b.next(line, cond)
+		if ok {
 			return l
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			b.vm.fail("gvmmtest: bank %d: line %d never met the condition (%v); it is %s", b.index, line, context.Cause(ctx), describe(b.Line(line)))
+			b.vm.fail("gvmmtest: bank %d: line %d never met the condition (%v); it is %s; its changes:\n%s",
+				b.index, line, context.Cause(ctx), describe(b.Line(line)), b.history(line, 20))
+			return b.Line(line)
 		}
 	}
+}
+
+// next looks through line's entries after its cursor for a state meeting
+// cond and moves the cursor past what it looked at.
+func (b *Bank) next(line int, cond func(Line) bool) (Line, bool, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur, called := b.cursor[line]
+	if !called && cond(b.boot[line]) {
+		b.cursor[line] = 0
+		return b.boot[line], true, nil
+	}
+	i := 0
+	if len(b.log) > 0 && cur >= b.at(0).seq {
+		i = int(cur - b.at(0).seq + 1) // entries are in seq order
+	}
+	for ; i < len(b.log); i++ {
+		e := b.at(i)
+		if e.c.Line != line || e.c.Kind == gpio.ChangeLost {
+			continue
+		}
+		b.cursor[line] = e.seq
+		if cond(e.after) {
+			return e.after, true, nil
+		}
+	}
+	b.cursor[line] = b.seq
+	return Line{}, false, b.changed
+}
+
+// at returns the i-th oldest entry of the ring; b.mu is held.
+func (b *Bank) at(i int) entry { return b.log[(b.start+i)%len(b.log)] }
+
+// history describes line's last n changes, for a failure message.
+func (b *Bank) history(line, n int) string {
+	var lines []string
+	for _, c := range b.Changes() {
+		if c.Line == line || c.Kind == gpio.ChangeLost {
+			from, to := c.Values()
+			lines = append(lines, fmt.Sprintf("  %s %s %s -> %s", c.Time.Format("15:04:05.000000"), c.Kind, from, to))
+		}
+	}
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("  [... %d earlier]", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	if len(lines) == 0 {
+		return "  none"
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Changes returns the bank's change log since boot, oldest first: every
 // direction, output level and interrupt type the guest set and every input
 // the host drove, timestamped. It keeps the last MaxChanges entries; if
-// older ones were dropped the log starts with a gpio.ChangeLost entry.
+// older ones were dropped the log starts with a gpio.ChangeLost entry
+// counting them, and changes the watcher missed are a gpio.ChangeLost
+// entry in their place.
 func (b *Bank) Changes() []Change {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []Change
+	out := make([]Change, 0, len(b.log)+1)
 	if b.dropped > 0 {
 		out = append(out, Change{Kind: gpio.ChangeLost, Lost: b.dropped})
 	}
-	return append(out, b.log...)
+	for i := range b.log {
+		out = append(out, b.at(i).c)
+	}
+	return out
 }
 
 // Output returns a condition for WaitFor: the guest drives the line as an

@@ -18,6 +18,7 @@ import (
 	"github.com/gvmm/gvmm/devices/console"
 	"github.com/gvmm/gvmm/fdt"
 	"github.com/gvmm/gvmm/internal/cpio"
+	"github.com/gvmm/gvmm/internal/ratelog"
 	"github.com/gvmm/gvmm/internal/spec"
 	"github.com/gvmm/gvmm/vmm"
 )
@@ -27,7 +28,9 @@ import (
 const (
 	DefaultMemory      = 256 << 20
 	DefaultBootTimeout = 5 * time.Minute // Start to the agent's hello
-	DefaultCmdTimeout  = 2 * time.Minute // MustRun
+	// DefaultCmdTimeout bounds MustRun, and every wait (Run, Proc.Wait,
+	// Proc.WaitLine, Bank.WaitFor) whose context has no deadline.
+	DefaultCmdTimeout = 2 * time.Minute
 )
 
 type config struct {
@@ -145,8 +148,9 @@ type VM struct {
 	t       testing.TB
 	vm      *vmm.VM
 	banks   []*Bank
-	console *tail // the guest's serial console
-	log     *tail // gvmm's own diagnostics
+	console *tail           // the guest's serial console
+	log     *tail           // gvmm's own diagnostics
+	logger  *ratelog.Logger // into log, at a bounded rate
 	sess    *session
 	cons    *console.Device
 
@@ -232,10 +236,11 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 	}
 
 	v := &VM{fail: fail, console: newTail(200), log: newTail(100), ended: make(chan struct{})}
+	v.logger = ratelog.New(v.log, "")
 	cfg := vmm.Config{
 		Kernel: kernel, Initrd: initrd, MemSize: c.mem, CPUs: c.cpus, Console: v.console,
 		Cmdline: strings.Join(append([]string{"console=ttyS0", "panic=-1", "quiet"}, c.cmdline...), " "),
-		Log:     v.log.Log,
+		Log:     v.logger.Log,
 	}
 	for _, l := range c.leds {
 		cfg.LEDs = append(cfg.LEDs, l.FDT())
@@ -247,6 +252,7 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 		sim, dev, closeGPIO, err := g.Open(spec.ConsumerName(""))
 		if err != nil {
 			v.closeBanks()
+			v.logger.Close()
 			return nil, fmt.Errorf("gvmmtest: bank %d (%s): %w", i, g.Value(), err)
 		}
 		cfg.Virtio = append(cfg.Virtio, vmm.VirtioDevice{Device: dev, GPIO: ctrls[i]})
@@ -263,6 +269,7 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 	began := time.Now()
 	if v.vm, err = vmm.New(cfg); err != nil {
 		v.closeBanks()
+		v.logger.Close()
 		_ = pw.Close()
 		return nil, fmt.Errorf("gvmmtest: %w", err)
 	}
@@ -317,6 +324,7 @@ func (v *VM) Close() {
 		}
 		<-v.ended
 		v.vm.Close()
+		v.logger.Close()
 		v.closeBanks()
 	})
 }
@@ -382,24 +390,25 @@ func (v *VM) Start(ctx context.Context, cmd string) *Proc {
 
 // Run runs cmd with /bin/sh -c in the guest and returns its standard
 // output. The error is an *ExitError if it exited with a status other than
-// 0; if ctx ends first, an error naming the command with the tail of the
-// guest's console, and the command is killed.
+// 0; if ctx ends first (without a deadline: after DefaultCmdTimeout), an
+// error naming the command with the tail of the guest's console, and the
+// command is killed.
 func (v *VM) Run(ctx context.Context, cmd string) (string, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
 	p := v.Start(ctx, cmd)
 	status, err := p.Wait(ctx)
 	stdout, stderr := p.Output()
-	if p.stdout.dropped > 0 || p.stderr.dropped > 0 {
-		err = errors.Join(err, fmt.Errorf("gvmmtest: guest command %q: output over %d bytes was dropped", cmd, MaxOutput))
-	}
 	switch {
 	case err != nil && ctx.Err() != nil:
-		return stdout, fmt.Errorf("%w\n--- guest console (tail) ---\n%s", err, v.console.String())
-	case err != nil:
-		return stdout, err
-	case status != 0:
-		return stdout, &ExitError{Cmd: cmd, Status: status, Stderr: stderr}
+		err = fmt.Errorf("%w\n--- guest console (tail) ---\n%s", err, v.console.String())
+	case err == nil && status != 0:
+		err = &ExitError{Cmd: cmd, Status: status, Stderr: stderr}
 	}
-	return stdout, nil
+	if o, e := p.Dropped(); o > 0 || e > 0 {
+		err = errors.Join(err, fmt.Errorf("gvmmtest: guest command %q: output over %d bytes per stream was dropped (%d of stdout, %d of stderr)", cmd, MaxOutput, o, e))
+	}
+	return stdout, err
 }
 
 // MustRun is Run for the test's goroutine: it fails the test (panics,
@@ -408,13 +417,20 @@ func (v *VM) MustRun(cmd string) string {
 	if v.t != nil {
 		v.t.Helper()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultCmdTimeout)
-	defer cancel()
-	out, err := v.Run(ctx, cmd)
+	out, err := v.Run(context.Background(), cmd)
 	if err != nil {
 		v.fail("%v", err)
 	}
 	return out
+}
+
+// withDefaultTimeout bounds a wait whose ctx has no deadline by
+// DefaultCmdTimeout.
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, DefaultCmdTimeout)
 }
 
 // addFiles appends an archive of files to initrd (the kernel unpacks

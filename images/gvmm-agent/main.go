@@ -8,13 +8,15 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/gvmm/gvmm/internal/agentwire"
 	"golang.org/x/sys/unix"
@@ -93,15 +95,34 @@ func (a *agent) send(f agentwire.Frame) error {
 	return agentwire.Write(a.w, f)
 }
 
+// outputGrace is how long the output of a command's children may go on
+// after the command itself has exited: a background job that keeps the
+// command's standard output open (sh -c 'daemon &') would otherwise keep
+// the command from ever ending. Output that keeps flowing resets it.
+const outputGrace = 2 * time.Second
+
 // exec starts script and reports its output and status from goroutines.
 func (a *agent) exec(id uint32, script string) {
 	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err1 := cmd.StdoutPipe()
-	stderr, err2 := cmd.StderrPipe()
-	err := errors.Join(err1, err2)
+	var pipes [2]*pipe
+	var err error
+	for i := range pipes {
+		if pipes[i], err = newPipe(); err != nil {
+			break
+		}
+	}
 	if err == nil {
+		cmd.Stdout, cmd.Stderr = pipes[0].w, pipes[1].w
 		err = cmd.Start()
+	}
+	for _, p := range pipes {
+		if p != nil {
+			_ = p.w.Close() // the command has its own copies
+			if err != nil {
+				_ = p.r.Close()
+			}
+		}
 	}
 	if err != nil {
 		_ = a.send(agentwire.Frame{Type: agentwire.Error, ID: id, Payload: []byte(err.Error())})
@@ -110,43 +131,80 @@ func (a *agent) exec(id uint32, script string) {
 	a.mu.Lock()
 	a.procs[id] = cmd.Process
 	a.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range []struct {
-		r io.Reader
-		t agentwire.Type
-	}{{stdout, agentwire.Stdout}, {stderr, agentwire.Stderr}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.copy(id, p.t, p.r)
-		}()
+	for i, t := range []agentwire.Type{agentwire.Stdout, agentwire.Stderr} {
+		go a.copy(id, t, pipes[i])
 	}
 	go func() {
-		wg.Wait() // both pipes read to their end before Wait closes them
 		err := cmd.Wait()
 		a.mu.Lock()
 		delete(a.procs, id)
 		a.mu.Unlock()
-		status := cmd.ProcessState.ExitCode()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			status = 128 + int(ws.Signal())
-		} else if status < 0 {
+		for _, p := range pipes {
+			p.drain(outputGrace)
+		}
+		st := cmd.ProcessState
+		if st == nil {
 			_ = a.send(agentwire.Frame{Type: agentwire.Error, ID: id, Payload: []byte(err.Error())})
 			return
+		}
+		status := st.ExitCode()
+		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			status = 128 + int(ws.Signal())
 		}
 		_ = a.send(agentwire.ExitFrame(id, status))
 	}()
 }
 
-// copy sends what r gives as frames of type t until r ends.
-func (a *agent) copy(id uint32, t agentwire.Type, r io.Reader) {
-	buf := make([]byte, 32<<10)
+// pipe is one standard stream of a command, read by agent.copy.
+type pipe struct {
+	r, w *os.File
+	last atomic.Int64 // when copy last finished sending bytes (UnixNano); MaxInt64 while it sends
+	done chan struct{}
+}
+
+func newPipe() (*pipe, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	p := &pipe{r: r, w: w, done: make(chan struct{})}
+	p.last.Store(time.Now().UnixNano())
+	return p, nil
+}
+
+// drain waits until copy has read p to its end or, once nothing came for
+// grace, closes it (which ends copy).
+func (p *pipe) drain(grace time.Duration) {
+	t := time.NewTicker(grace / 4)
+	defer t.Stop()
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			if a.send(agentwire.Frame{Type: t, ID: id, Payload: buf[:n]}) != nil {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, p.last.Load())) >= grace {
+				_ = p.r.Close()
+				<-p.done
 				return
 			}
+		}
+	}
+}
+
+// copy sends what p gives as frames of type t until p ends. If the channel
+// fails it goes on reading, so that the command is not blocked for good.
+func (a *agent) copy(id uint32, t agentwire.Type, p *pipe) {
+	defer close(p.done)
+	buf := make([]byte, 32<<10)
+	failed := false
+	for {
+		n, err := p.r.Read(buf)
+		if n > 0 {
+			p.last.Store(math.MaxInt64) // busy: a slow host is not an idle pipe
+			if !failed && a.send(agentwire.Frame{Type: t, ID: id, Payload: buf[:n]}) != nil {
+				failed = true
+			}
+			p.last.Store(time.Now().UnixNano())
 		}
 		if err != nil {
 			return
@@ -155,15 +213,15 @@ func (a *agent) copy(id uint32, t agentwire.Type, r io.Reader) {
 }
 
 // signal sends the signal in payload to command id's process group; a
-// command that has already ended is not an error.
+// command that has already ended is not an error. The lock is held across
+// the kill so that it cannot reach a group whose leader was reaped.
 func (a *agent) signal(id uint32, payload []byte) {
 	if len(payload) != 1 {
 		return
 	}
 	a.mu.Lock()
-	p := a.procs[id]
-	a.mu.Unlock()
-	if p != nil {
+	defer a.mu.Unlock()
+	if p := a.procs[id]; p != nil {
 		_ = syscall.Kill(-p.Pid, syscall.Signal(payload[0]))
 	}
 }

@@ -22,8 +22,10 @@
 // internal/agentwire). VM.Run runs a command to its end; VM.Start starts
 // one in the background, whose output a test can wait for line by line.
 // VM.Bank gives a simulated bank: Set drives an input, Line reads a
-// line's state, WaitFor waits for a condition, Changes returns the
-// timestamped log of everything the guest and the host did to the lines.
+// line's state now, WaitFor waits for a line to pass through a state (in
+// order, like an expect script, so a pulse that is already over counts),
+// Changes returns the timestamped log of everything the guest and the
+// host did to the lines.
 //
 // # Where tests can run
 //
@@ -35,7 +37,8 @@
 //
 // Without usable KVM and without that wrapper, Start skips the test with a
 // line saying so. Timeouts are generous (DefaultBootTimeout,
-// DefaultCmdTimeout) because a guest in the nested host runs tens of times
-// slower; every timeout names the step it hit and shows the tail of the
-// guest's console.
+// DefaultCmdTimeout, the latter for every wait whose context has no
+// deadline) because a guest in the nested host runs tens of times slower;
+// every timeout names the step it hit and shows the tail of the guest's
+// console or the line's changes.
 package gvmmtest

@@ -174,7 +174,13 @@ func TestBank(t *testing.T) {
 	})
 	t.Run("pulse in the change log", func(t *testing.T) {
 		vm.MustRun("gpioset -m time -u 20000 gpiochip0 1=1 && gpioset gpiochip0 2=1")
-		b.WaitFor(ctx, 2, gvmmtest.Output(1))
+		if l := b.WaitFor(ctx, 2, gvmmtest.Output(1)); l.Direction != gpio.DirectionOut || l.Output != 1 {
+			t.Errorf("line 2: %+v", l)
+		}
+		// gpioset has exited: the line is released now.
+		if l := b.Line(2); l.Direction != gpio.DirectionNone {
+			t.Errorf("line 2 after gpioset: %+v, want released", l)
+		}
 		var rise, fall time.Time
 		for _, c := range b.Changes() {
 			switch {
@@ -186,9 +192,6 @@ func TestBank(t *testing.T) {
 		}
 		if rise.IsZero() || fall.IsZero() || fall.Sub(rise) < 20*time.Millisecond {
 			t.Fatalf("line 1 not driven high for 20 ms: rise %v, release %v; log:\n%v", rise, fall, b.Changes())
-		}
-		if l := b.Line(2); l.Direction != gpio.DirectionOut || l.Output != 1 {
-			t.Errorf("line 2: %+v", l)
 		}
 	})
 }

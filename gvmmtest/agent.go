@@ -120,8 +120,9 @@ func (s *session) fail(err error) {
 	}
 }
 
-// start sends cmd to the agent.
-func (s *session) start(cmd string) *Proc {
+// start sends cmd to the agent; with terminal, its standard output is a
+// terminal (agentwire.ExecTerminal).
+func (s *session) start(cmd string, terminal bool) *Proc {
 	p := &Proc{cmd: cmd, s: s, id: s.nextID.Add(1), done: make(chan struct{})}
 	p.stdout.changed = make(chan struct{})
 	s.mu.Lock()
@@ -132,7 +133,11 @@ func (s *session) start(cmd string) *Proc {
 	}
 	s.procs[p.id] = p
 	s.mu.Unlock()
-	b, err := agentwire.Append(nil, agentwire.Frame{Type: agentwire.Exec, ID: p.id, Payload: []byte(cmd)})
+	t := agentwire.Exec
+	if terminal {
+		t = agentwire.ExecTerminal
+	}
+	b, err := agentwire.Append(nil, agentwire.Frame{Type: t, ID: p.id, Payload: []byte(cmd)})
 	if err != nil {
 		s.mu.Lock()
 		delete(s.procs, p.id)

@@ -118,3 +118,25 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnknownBank: a bank the VM does not have fails naming it, and so
+// does a bank of host lines.
+func TestUnknownBank(t *testing.T) {
+	var failed string
+	vm := &VM{fail: func(format string, args ...any) { failed = fmt.Sprintf(format, args...) }}
+	vm.banks = []*Bank{{vm: vm, spec: "chip0:4-7"}}
+	for _, tc := range []struct {
+		bank int
+		want string
+	}{
+		{3, "no bank 3: the VM has 1"},
+		{-1, "no bank -1"},
+		{0, "bank 0 is host lines (chip0:4-7)"},
+	} {
+		failed = ""
+		vm.Bank(tc.bank)
+		if !strings.Contains(failed, tc.want) {
+			t.Errorf("Bank(%d): %q, want %q", tc.bank, failed, tc.want)
+		}
+	}
+}

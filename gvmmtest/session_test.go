@@ -49,7 +49,7 @@ func TestSessionCommand(t *testing.T) {
 	s, a := newTestSession(t)
 	a.send(t, agentwire.Frame{Type: agentwire.Hello, Payload: []byte("gvmm-agent 1")})
 	<-s.ready
-	p := s.start("echo hi")
+	p := s.start("echo hi", false)
 	if got := <-a.sent; string(got[agentwire.HeaderSize:]) != "echo hi" || agentwire.Type(got[1]) != agentwire.Exec {
 		t.Fatalf("sent %q", got)
 	}
@@ -91,7 +91,7 @@ func TestSessionBadGuest(t *testing.T) {
 			s, a := newTestSession(t)
 			a.send(t, agentwire.Frame{Type: agentwire.Hello})
 			<-s.ready
-			p := s.start("sleep 1000")
+			p := s.start("sleep 1000", false)
 			<-a.sent
 			if _, err := a.w.Write(tc.bytes); err != nil {
 				t.Fatal(err)
@@ -103,7 +103,7 @@ func TestSessionBadGuest(t *testing.T) {
 			if _, err := a.w.Write(make([]byte, 1<<20)); err != nil {
 				t.Fatalf("the session stopped reading: %v", err)
 			}
-			if _, err := wait(t, s.start("true")); err == nil {
+			if _, err := wait(t, s.start("true", false)); err == nil {
 				t.Fatal("a command on a broken channel did not fail")
 			}
 		})
@@ -124,7 +124,7 @@ func TestSessionOutputBounded(t *testing.T) {
 	s, a := newTestSession(t)
 	a.send(t, agentwire.Frame{Type: agentwire.Hello})
 	<-s.ready
-	p := s.start("yes")
+	p := s.start("yes", true)
 	<-a.sent
 	chunk := make([]byte, agentwire.MaxPayload)
 	for range MaxOutput/len(chunk) + 3 {
@@ -143,7 +143,7 @@ func TestSessionEnds(t *testing.T) {
 	s, a := newTestSession(t)
 	a.send(t, agentwire.Frame{Type: agentwire.Hello})
 	<-s.ready
-	p := s.start("sleep 1000")
+	p := s.start("sleep 1000", false)
 	<-a.sent
 	s.fail(errors.New("the guest kernel panicked: Kernel panic - not syncing: test"))
 	if _, err := wait(t, p); err == nil || !strings.Contains(err.Error(), "Kernel panic") {

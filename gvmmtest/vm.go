@@ -366,6 +366,7 @@ func (v *VM) Bank(i int) *Bank {
 	}
 	if i < 0 || i >= len(v.banks) {
 		v.fail("gvmmtest: no bank %d: the VM has %d (give them with gvmmtest.Sim)", i, len(v.banks))
+		return nil
 	}
 	if v.banks[i].sim == nil {
 		v.fail("gvmmtest: bank %d is host lines (%s), not a simulated bank: drive them on the host", i, v.banks[i].spec)
@@ -374,10 +375,16 @@ func (v *VM) Bank(i int) *Bank {
 }
 
 // Start starts cmd with /bin/sh -c in the guest and returns at once; see
-// Proc. Standard input is /dev/null. ctx bounds the command's life: when it
-// ends the command's process group gets SIGKILL.
-func (v *VM) Start(ctx context.Context, cmd string) *Proc {
-	p := v.sess.start(cmd)
+// Proc. Standard input is /dev/null; standard output is a terminal (a pty
+// in raw mode, so bytes pass unchanged), so that a program such as
+// gpiomon, whose C stdio would hold its output back in a pipe, prints
+// each line as it makes it, and Proc.WaitLine sees it; standard error is
+// a pipe. ctx bounds the command's life: when it ends the command's
+// process group gets SIGKILL.
+func (v *VM) Start(ctx context.Context, cmd string) *Proc { return v.start(ctx, cmd, true) }
+
+func (v *VM) start(ctx context.Context, cmd string, terminal bool) *Proc {
+	p := v.sess.start(cmd, terminal)
 	go func() {
 		select {
 		case <-p.done:
@@ -389,14 +396,15 @@ func (v *VM) Start(ctx context.Context, cmd string) *Proc {
 }
 
 // Run runs cmd with /bin/sh -c in the guest and returns its standard
-// output. The error is an *ExitError if it exited with a status other than
+// output, through a pipe (not a terminal, unlike Start: a program's
+// output is what $(cmd) would capture). The error is an *ExitError if it exited with a status other than
 // 0; if ctx ends first (without a deadline: after DefaultCmdTimeout), an
 // error naming the command with the tail of the guest's console, and the
 // command is killed.
 func (v *VM) Run(ctx context.Context, cmd string) (string, error) {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	p := v.Start(ctx, cmd)
+	p := v.start(ctx, cmd, false)
 	status, err := p.Wait(ctx)
 	stdout, stderr := p.Output()
 	switch {

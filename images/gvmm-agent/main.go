@@ -63,8 +63,8 @@ func serve(dev string) error {
 			return fmt.Errorf("%s: %w", dev, err)
 		}
 		switch fr.Type {
-		case agentwire.Exec:
-			a.exec(fr.ID, string(fr.Payload))
+		case agentwire.Exec, agentwire.ExecTerminal:
+			a.exec(fr.ID, string(fr.Payload), fr.Type == agentwire.ExecTerminal)
 		case agentwire.Signal:
 			a.signal(fr.ID, fr.Payload)
 		default:
@@ -101,14 +101,20 @@ func (a *agent) send(f agentwire.Frame) error {
 // the command from ever ending. Output that keeps flowing resets it.
 const outputGrace = 2 * time.Second
 
-// exec starts script and reports its output and status from goroutines.
-func (a *agent) exec(id uint32, script string) {
+// exec starts script and reports its output and status from goroutines;
+// with terminal, its standard output is a pty (see agentwire.ExecTerminal).
+func (a *agent) exec(id uint32, script string, terminal bool) {
 	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var pipes [2]*pipe
 	var err error
 	for i := range pipes {
-		if pipes[i], err = newPipe(); err != nil {
+		if i == 0 && terminal {
+			pipes[i], err = newPTY()
+		} else {
+			pipes[i], err = newPipe()
+		}
+		if err != nil {
 			break
 		}
 	}
@@ -168,6 +174,40 @@ func newPipe() (*pipe, error) {
 		return nil, err
 	}
 	p := &pipe{r: r, w: w, done: make(chan struct{})}
+	p.last.Store(time.Now().UnixNano())
+	return p, nil
+}
+
+// newPTY returns a pty in raw mode as a pipe: w is the terminal the
+// command writes to, r its master side. Reading the master of a terminal
+// nobody holds any more fails with EIO, which ends copy like an EOF.
+func newPTY() (*pipe, error) {
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pty: %w", err)
+	}
+	master := os.NewFile(uintptr(m), "/dev/ptmx") // non-blocking: Close ends a Read
+	fail := func(what string, err error) (*pipe, error) {
+		_ = master.Close()
+		return nil, fmt.Errorf("pty: %s: %w", what, err)
+	}
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		return fail("unlock", err)
+	}
+	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
+	if err != nil {
+		return fail("number", err)
+	}
+	s, err := unix.Open(fmt.Sprintf("/dev/pts/%d", n), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail("open", err)
+	}
+	if err := makeRaw(s); err != nil {
+		_ = unix.Close(s)
+		return fail("raw mode", err)
+	}
+	_ = unix.IoctlSetWinsize(s, unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+	p := &pipe{r: master, w: os.NewFile(uintptr(s), fmt.Sprintf("/dev/pts/%d", n)), done: make(chan struct{})}
 	p.last.Store(time.Now().UnixNano())
 	return p, nil
 }

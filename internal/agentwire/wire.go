@@ -12,7 +12,7 @@
 //
 // The agent starts by sending Hello; the host sends nothing before it (the
 // console echoes until the agent has made it raw). The host then sends
-// Exec frames, each with a fresh ID; the agent answers with Stdout and
+// Exec (or ExecTerminal) frames, each with a fresh ID; the agent answers with Stdout and
 // Stderr frames as the command writes, then exactly one Exit (or Error if
 // the command could not start). Signal asks the agent to signal a
 // command's process group.
@@ -49,10 +49,15 @@ const (
 	Stderr                 // guest→host: bytes the command wrote to standard error
 	Exit                   // guest→host: payload: le32 exit status (128+N if killed by signal N)
 	Error                  // guest→host: payload: why the command did not start
+	// ExecTerminal is Exec with the command's standard output a terminal
+	// (a pty in raw mode: bytes pass unchanged), so that programs which
+	// buffer their output when it is a pipe, as C's stdio does, send each
+	// line as they print it.
+	ExecTerminal // host→guest
 	lastType
 )
 
-var typeNames = [...]string{"", "hello", "exec", "signal", "stdout", "stderr", "exit", "error"}
+var typeNames = [...]string{"", "hello", "exec", "signal", "stdout", "stderr", "exit", "error", "exec-terminal"}
 
 // String returns the type's name.
 func (t Type) String() string {

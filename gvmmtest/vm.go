@@ -44,6 +44,7 @@ type config struct {
 	files          []file
 	bootTimeout    time.Duration
 	errs           []error
+	consoleTee     io.Writer // also gets the console (tests of this package)
 }
 
 type file struct {
@@ -154,10 +155,11 @@ type VM struct {
 	sess    *session
 	cons    *console.Device
 
-	ended  chan struct{} // closed when the guest has stopped
-	exit   vmm.Exit
-	runErr error
-	booted time.Duration
+	ended   chan struct{} // closed when the guest has stopped
+	exit    vmm.Exit
+	runErr  error
+	booted  time.Duration // from creating the VM to the agent's hello
+	created time.Duration // vmm.New's part of booted
 
 	closing sync.Once
 	waited  atomic.Bool // Wait saw the guest end
@@ -237,8 +239,12 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 
 	v := &VM{fail: fail, console: newTail(200), log: newTail(100), ended: make(chan struct{})}
 	v.logger = ratelog.New(v.log, "")
+	var serial io.Writer = v.console
+	if c.consoleTee != nil {
+		serial = io.MultiWriter(v.console, c.consoleTee)
+	}
 	cfg := vmm.Config{
-		Kernel: kernel, Initrd: initrd, MemSize: c.mem, CPUs: c.cpus, Console: v.console,
+		Kernel: kernel, Initrd: initrd, MemSize: c.mem, CPUs: c.cpus, Console: serial,
 		Cmdline: strings.Join(append([]string{"console=ttyS0", "panic=-1", "quiet"}, c.cmdline...), " "),
 		Log:     v.logger.Log,
 	}
@@ -273,6 +279,7 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 		_ = pw.Close()
 		return nil, fmt.Errorf("gvmmtest: %w", err)
 	}
+	v.created = time.Since(began)
 	go func() {
 		v.exit, v.runErr = v.vm.Run()
 		close(v.ended)

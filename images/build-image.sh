@@ -14,7 +14,7 @@ LOG=$GVMM_CACHE/image-build.log
 
 command -v go >/dev/null || { echo "build-image.sh: needs Go (to build images/gvmm-agent); install it or put it on PATH" >&2; exit 1; }
 need_pkgs linux-source-6.1 busybox-static gpiod libgpiod2 build-essential patch \
-	flex bison bc libelf-dev cpio xz-utils gzip
+	flex bison bc libelf-dev cpio xz-utils gzip lz4
 kver=$(pkg_version linux-source-6.1)
 patches=("$here"/patches/*.patch)
 agent_src=("$here"/gvmm-agent/*.go "$here"/../internal/agentwire/wire.go "$here"/../go.sum)

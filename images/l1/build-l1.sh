@@ -10,7 +10,7 @@ set -euo pipefail
 
 # The kernel. Debian's cloud-amd64 flavour has no 9p (CONFIG_NET_9P is unset
 # in both 6.1 and 6.12), so this is the generic amd64 flavour of the same 6.1.
-KPKG=linux-image-6.1.0-56-amd64
+KPKG=linux-image-6.1.0-48-amd64
 KMETA=linux-image-amd64 # its meta-package: the fallback when KPKG is gone
 # Modules to load in the L1, in order; their dependencies are added.
 # gvmm_gpio_sim is ours (gpio-sim/Kbuild), not the package's.

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/gvmm/gvmm/devices/gpio"
+	"github.com/gvmm/gvmm/devices/gpio/cdev"
 	"github.com/gvmm/gvmm/gvmmtest"
+	"github.com/gvmm/gvmm/internal/gpiosim"
 	"github.com/gvmm/gvmm/vmm"
 )
 
@@ -293,6 +295,47 @@ func TestBootTime(t *testing.T) {
 	for _, l := range lines {
 		if strings.Contains(l.text, "Run /init") {
 			t.Logf("  /init at %.3f s; from there to the first command's result: %.2f s", l.ts, uptime-l.ts)
+		}
+	}
+}
+
+// TestPassthroughHostLines gives the guest lines 4-7 of a host chip (the
+// kernel's gpio-sim: `make test` runs TestPassthrough* in the nested test
+// host, which has it) next to a simulated bank: the guest drives a host
+// line and reads one the host pulls, the simulated bank still answers, and
+// the host lines are free once the VM is closed.
+func TestPassthroughHostLines(t *testing.T) {
+	if err := gpiosim.Check(); err != nil {
+		if os.Getenv("GVMM_IN_L1") != "" {
+			t.Fatal(err)
+		}
+		t.Skipf("needs the kernel's gpio-sim as root (GVMM_FORCE_L1=1 go test -exec images/l1/l1-exec runs it): %v", err)
+	}
+	chip := gpiosim.New(t, 8, nil, nil)
+	vm := gvmmtest.Start(t, gvmmtest.GPIO(chip.Dev()+":4-7"), gvmmtest.Sim(2))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	vm.Start(ctx, "gpioset --mode=signal gpiochip0 1=1")
+	for chip.Value(5) != 1 {
+		if ctx.Err() != nil {
+			t.Fatal("the guest's gpioset never drove host line 5 high")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	chip.Pull(6, 1)
+	vm.Bank(1).Set(0, 1)
+	if out := vm.MustRun("gpioget gpiochip0 2; gpioget gpiochip1 0"); out != "1\n1\n" {
+		t.Errorf("the guest read %q, want host line 6 and simulated line 0 high", out)
+	}
+	vm.Close()
+	c, err := cdev.OpenChip(chip.Dev())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 8 {
+		if info, err := c.LineInfo(i); err != nil || info.Used() {
+			t.Errorf("host line %d after Close: %+v, %v; want it free", i, info, err)
 		}
 	}
 }

@@ -312,6 +312,7 @@ type ExitError struct {
 	Stderr string // the command's standard error
 }
 
+// Error names the command and its status, with its standard error.
 func (e *ExitError) Error() string {
 	msg := fmt.Sprintf("gvmmtest: guest command %q exited with status %d", e.Cmd, e.Status)
 	if s := strings.TrimSpace(e.Stderr); s != "" {

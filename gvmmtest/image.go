@@ -10,21 +10,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+
+	"github.com/gvmm/gvmm/internal/imagecache"
 )
 
 // ImageDir is where the project's guest image is cached (images/
 // build-image.sh): $GVMM_CACHE/image, else $XDG_CACHE_HOME/gvmm/image,
 // else ~/.cache/gvmm/image.
-func ImageDir() string {
-	if d := os.Getenv("GVMM_CACHE"); d != "" {
-		return filepath.Join(d, "image")
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "gvmm", "image")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "gvmm", "image")
-}
+func ImageDir() string { return imagecache.Dir() }
 
 // buildOnce builds the default image at most once per test binary.
 var buildOnce struct {

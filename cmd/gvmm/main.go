@@ -19,6 +19,7 @@ import (
 	"github.com/gvmm/gvmm/devices/gpio"
 	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/fdt"
+	"github.com/gvmm/gvmm/internal/imagecache"
 	"github.com/gvmm/gvmm/internal/ratelog"
 	"github.com/gvmm/gvmm/internal/spec"
 	"github.com/gvmm/gvmm/internal/term"
@@ -71,18 +72,6 @@ func gvmm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // defaultCmdline is the kernel command line when --append is not given.
 const defaultCmdline = "console=ttyS0 panic=-1"
 
-// imageDir is where images/build-image.sh leaves the default guest image.
-func imageDir() string {
-	if d := os.Getenv("GVMM_CACHE"); d != "" {
-		return filepath.Join(d, "image")
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "gvmm", "image")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "gvmm", "image")
-}
-
 // runFlags are the flags of gvmm run (which gvmm dtb takes too).
 type runFlags struct {
 	kernel, initrd, cmdline, cmd string
@@ -101,7 +90,7 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
 	fs.Usage = func() {}
-	img := imageDir()
+	img := imagecache.Dir()
 	fs.StringVar(&f.kernel, "kernel", filepath.Join(img, "bzImage"), "guest kernel `bzImage` (x86_64, boot protocol 2.09 or later)")
 	fs.StringVar(&f.initrd, "initrd", filepath.Join(img, "initramfs.cpio.gz"), "initramfs `file` to load; empty for none")
 	fs.StringVar(&f.cmdline, "append", defaultCmdline, "the whole kernel command `line`")
@@ -243,7 +232,7 @@ built and cached in %s.
 On the console, Ctrl-A x quits gvmm and Ctrl-A Ctrl-A sends a Ctrl-A.
 
 Flags:
-`, imageDir())
+`, imagecache.Dir())
 		fs.PrintDefaults()
 		fmt.Fprint(stdout, consumersHelp)
 		fmt.Fprintln(stdout, `
@@ -292,7 +281,7 @@ func readFile(what, path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		hint := ""
-		if strings.HasPrefix(path, imageDir()) {
+		if strings.HasPrefix(path, imagecache.Dir()) {
 			hint = " (build the default image with 'make image')"
 		}
 		return nil, fmt.Errorf("%s %s does not exist%s", what, path, hint)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/internal/cpio"
+	"github.com/gvmm/gvmm/internal/imagecache"
 	"github.com/gvmm/gvmm/vmm"
 )
 
@@ -390,7 +391,7 @@ func setInput(t *testing.T, cl *control.Client, bank, line int, v uint8) {
 // follow one another into one root file system.
 func guestInitrd(t *testing.T, programs ...string) string {
 	t.Helper()
-	base, err := os.ReadFile(filepath.Join(imageDir(), "initramfs.cpio.gz"))
+	base, err := os.ReadFile(filepath.Join(imagecache.Dir(), "initramfs.cpio.gz"))
 	if err != nil {
 		t.Fatalf("step 'read the guest image': %v (build it with 'make image')", err)
 	}

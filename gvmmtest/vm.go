@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gvmm/gvmm/devices/console"
+	"github.com/gvmm/gvmm/devices/gpio"
 	"github.com/gvmm/gvmm/fdt"
 	"github.com/gvmm/gvmm/internal/cpio"
 	"github.com/gvmm/gvmm/internal/ratelog"
@@ -186,9 +187,13 @@ func Start(t testing.TB, opts ...Option) *VM {
 	if v != nil {
 		v.t = t
 		t.Cleanup(func() {
+			var vcpus string
+			if t.Failed() {
+				vcpus = v.vcpus() // while the guest still runs
+			}
 			v.Close()
 			if t.Failed() {
-				t.Logf("gvmmtest: after the failure:\n%s", v.report())
+				t.Logf("gvmmtest: after the failure:\n%s%s", v.report(), vcpus)
 			}
 		})
 	}
@@ -362,7 +367,31 @@ func (v *VM) report() string {
 	if l := v.log.String(); l != "" {
 		b.WriteString("--- gvmm's messages ---\n" + l)
 	}
+	if len(v.banks) > 0 {
+		b.WriteString("--- the banks' virtio-gpio devices ---\n")
+		for i, bk := range v.banks {
+			st := bk.dev.Stats()
+			fmt.Fprintf(&b, "bank %d (%s): requests", i, bk.spec)
+			for t, n := range st.Requests {
+				if n > 0 {
+					fmt.Fprintf(&b, " %v=%d", gpio.MsgType(t), n)
+				}
+			}
+			fmt.Fprintf(&b, "; errors %d, malformed chains %d; eventq valid %d, invalid %d\n", st.Errors, st.MalformedChains, st.Valid, st.Invalid)
+		}
+	}
 	return b.String()
+}
+
+// vcpus says where each vCPU is, while the guest runs: for a guest that
+// hangs.
+func (v *VM) vcpus() string {
+	select {
+	case <-v.ended:
+		return ""
+	default:
+	}
+	return "--- vCPUs ---\n" + strings.Join(v.vm.DumpState(), "\n") + "\n"
 }
 
 // Bank returns simulated bank i; an index the VM does not have fails the
@@ -416,7 +445,7 @@ func (v *VM) Run(ctx context.Context, cmd string) (string, error) {
 	stdout, stderr := p.Output()
 	switch {
 	case err != nil && ctx.Err() != nil:
-		err = fmt.Errorf("%w\n--- guest console (tail) ---\n%s", err, v.console.String())
+		err = fmt.Errorf("%w\n%s%s", err, v.report(), v.vcpus())
 	case err == nil && status != 0:
 		err = &ExitError{Cmd: cmd, Status: status, Stderr: stderr}
 	}

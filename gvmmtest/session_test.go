@@ -4,6 +4,7 @@ package gvmmtest
 // without a VM: the frames are what gvmm-agent would send.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -166,4 +167,42 @@ func TestTail(t *testing.T) {
 	if n := len(strings.Split(got, "\n")[3]); n != maxLineLen {
 		t.Errorf("long line kept at %d bytes, want %d", n, maxLineLen)
 	}
+}
+
+// FuzzSession feeds any bytes, as the guest's side of the console, to a
+// session with two commands waiting: nothing may panic, and once the
+// stream ends both commands have ended, each with at most MaxOutput bytes
+// of each stream kept. No guest output can wedge the host side.
+//
+//	go test -run '^$' -fuzz FuzzSession ./gvmmtest
+func FuzzSession(f *testing.F) {
+	var ok []byte
+	for _, fr := range []agentwire.Frame{
+		{Type: agentwire.Hello, Payload: []byte("gvmm-agent 1")},
+		{Type: agentwire.Stdout, ID: 1, Payload: []byte("out\n")},
+		{Type: agentwire.Stderr, ID: 2, Payload: []byte("err")},
+		agentwire.ExitFrame(1, 0),
+		{Type: agentwire.Error, ID: 2, Payload: []byte("no such file")},
+	} {
+		ok = append(ok, frame(fr)...)
+	}
+	f.Add(ok)
+	f.Add(ok[:len(ok)-3])
+	f.Add([]byte("\x00\x01 random bytes"))
+	f.Add(frame(agentwire.Frame{Type: agentwire.Exit, ID: 1, Payload: []byte{1}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := newSession(func([]byte) {})
+		p1, p2 := s.start("one", false), s.start("two", true)
+		s.serve(bytes.NewReader(data))
+		for _, p := range []*Proc{p1, p2} {
+			select {
+			case <-p.done:
+			default:
+				t.Fatalf("command %q still waits after the stream ended", p.cmd)
+			}
+			if out, errOut := p.Output(); len(out) > MaxOutput || len(errOut) > MaxOutput {
+				t.Fatalf("kept %d and %d bytes", len(out), len(errOut))
+			}
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package gvmmtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -87,21 +86,21 @@ func Sim(n int, names ...string) Option {
 // GPIO adds a GPIO bank as gvmm run's --gpio takes it: "sim:N[,names=...]"
 // or host lines such as "chip0:4-7" (which the test then holds, as
 // consumer "gvmm", until it ends).
-func GPIO(spec string) Option {
+func GPIO(value string) Option {
 	return func(c *config) {
-		g, err := specParseGPIO(spec)
+		g, err := spec.ParseGPIO(value)
 		c.gpios = append(c.gpios, g)
-		c.errs = append(c.errs, wrap("GPIO", spec, err))
+		c.errs = append(c.errs, wrap("GPIO", value, err))
 	}
 }
 
 // LED adds an LED of the guest's gpio-leds device, as gvmm run's --led
 // takes it: "NAME=BANK:LINE[,active-low][,default-on]".
-func LED(spec string) Option {
+func LED(value string) Option {
 	return func(c *config) {
-		l, err := specParseLED(spec)
+		l, err := spec.ParseLED(value)
 		c.leds = append(c.leds, l)
-		c.errs = append(c.errs, wrap("LED", spec, err))
+		c.errs = append(c.errs, wrap("LED", value, err))
 	}
 }
 
@@ -109,11 +108,11 @@ func LED(spec string) Option {
 // takes it: "CODE=BANK:LINE[,active-low|,level-high|,level-low]
 // [,debounce-interval=MS]". Keys work on bank 0 only with the project's
 // image (Linux 6.1's gpio-virtio; see the README).
-func Key(spec string) Option {
+func Key(value string) Option {
 	return func(c *config) {
-		k, err := specParseKey(spec)
+		k, err := spec.ParseKey(value)
 		c.keys = append(c.keys, k)
-		c.errs = append(c.errs, wrap("Key", spec, err))
+		c.errs = append(c.errs, wrap("Key", value, err))
 	}
 }
 
@@ -509,27 +508,17 @@ func addFiles(initrd []byte, files []file) ([]byte, error) {
 		ds = append(ds, d)
 	}
 	sort.Strings(ds) // parents first
-	buf := bytes.NewBuffer(initrd[:len(initrd):len(initrd)])
-	for buf.Len()%4 != 0 {
-		buf.WriteByte(0)
-	}
-	w := cpio.NewWriter(buf)
-	for _, d := range ds {
-		_ = w.Dir(d, 0o755)
-	}
-	for _, f := range files {
-		_ = w.File(f.guest, uint32(f.mode.Perm()), f.data)
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return cpio.Append(initrd, func(w *cpio.Writer) error {
+		for _, d := range ds {
+			if err := w.Dir(d, 0o755); err != nil {
+				return err
+			}
+		}
+		for _, f := range files {
+			if err := w.File(f.guest, uint32(f.mode.Perm()), f.data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
-
-// The parsers of internal/spec, under names that do not collide with the
-// options.
-var (
-	specParseGPIO = spec.ParseGPIO
-	specParseLED  = spec.ParseLED
-	specParseKey  = spec.ParseKey
-)

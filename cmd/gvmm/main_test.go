@@ -395,26 +395,23 @@ func guestInitrd(t *testing.T, programs ...string) string {
 	if err != nil {
 		t.Fatalf("step 'read the guest image': %v (build it with 'make image')", err)
 	}
-	var buf bytes.Buffer
-	buf.Write(base)
-	for buf.Len()%4 != 0 { // the kernel looks for the next archive at a 4-byte boundary
-		buf.WriteByte(0)
-	}
-	w := cpio.NewWriter(&buf)
-	for _, p := range programs {
-		b, err := os.ReadFile(filepath.Join(guestBin, p))
-		if err != nil {
-			t.Fatalf("step 'add %s to the guest image': %v (build it with 'make guest-bins')", p, err)
+	initrd, err := cpio.Append(base, func(w *cpio.Writer) error {
+		for _, p := range programs {
+			b, err := os.ReadFile(filepath.Join(guestBin, p))
+			if err != nil {
+				return fmt.Errorf("step 'add %s to the guest image': %w (build it with 'make guest-bins')", p, err)
+			}
+			if err := w.File("usr/bin/"+p, 0o755, b); err != nil {
+				return err
+			}
 		}
-		if err := w.File("usr/bin/"+p, 0o755, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "initramfs")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, initrd, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -6,6 +6,7 @@
 package cpio
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"path"
@@ -22,6 +23,24 @@ type Writer struct {
 
 // NewWriter returns a Writer appending to w.
 func NewWriter(w io.Writer) *Writer { return &Writer{w: w, ino: 1} }
+
+// Append returns initrd followed by a new archive that add writes: the
+// padding to the 4-byte boundary where the kernel looks for the next
+// archive, then add's entries, then the trailer. initrd is not modified.
+func Append(initrd []byte, add func(*Writer) error) ([]byte, error) {
+	buf := bytes.NewBuffer(append(make([]byte, 0, len(initrd)+4), initrd...))
+	for buf.Len()%4 != 0 {
+		buf.WriteByte(0)
+	}
+	w := NewWriter(buf)
+	if err := add(w); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
 
 // Mode bits of a cpio entry (the st_mode file types).
 const (

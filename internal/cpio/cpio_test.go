@@ -2,6 +2,7 @@ package cpio
 
 import (
 	"bytes"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -69,5 +70,29 @@ func TestEmptyName(t *testing.T) {
 		if err := NewWriter(&bytes.Buffer{}).File(name, 0o644, nil); err == nil {
 			t.Errorf("File(%q) succeeded", name)
 		}
+	}
+}
+
+// TestAppend: the new archive starts at the next 4-byte boundary after
+// initrd, which is kept as it was, and ends with the trailer.
+func TestAppend(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 4, 5} {
+		base := bytes.Repeat([]byte{0xee}, n)
+		out, err := Append(base, func(w *Writer) error { return w.File("x", 0o644, []byte("hi")) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := (n + 3) &^ 3
+		if !bytes.Equal(out[:n], base) || !bytes.Equal(out[n:start], make([]byte, start-n)) ||
+			!bytes.HasPrefix(out[start:], []byte("070701")) || !bytes.Contains(out, []byte("TRAILER!!!")) {
+			t.Errorf("base of %d bytes: got %q", n, out)
+		}
+		if len(base) != n || (n > 0 && base[0] != 0xee) {
+			t.Errorf("base of %d bytes modified", n)
+		}
+	}
+	want := errors.New("refused")
+	if _, err := Append(nil, func(*Writer) error { return want }); !errors.Is(err, want) {
+		t.Errorf("add's error: got %v", err)
 	}
 }

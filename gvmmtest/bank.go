@@ -35,6 +35,8 @@ type Bank struct {
 	dev    *gpio.Device
 	closeB func() // releases the backend
 	cancel func() // ends the watch
+	// attachments are the models attached by Model options, by name.
+	attachments map[string]*gpio.Attachment
 
 	mu      sync.Mutex
 	log     []entry // a ring of at most MaxChanges entries, from start
@@ -56,7 +58,7 @@ type entry struct {
 
 func newBank(vm *VM, index int, spec string, sim *gpio.Sim, dev *gpio.Device, closeB func()) *Bank {
 	b := &Bank{vm: vm, index: index, spec: spec, sim: sim, dev: dev, closeB: closeB, cancel: func() {},
-		cursor: map[int]uint64{}, changed: make(chan struct{})}
+		cursor: map[int]uint64{}, changed: make(chan struct{}), attachments: map[string]*gpio.Attachment{}}
 	if sim == nil {
 		return b
 	}
@@ -141,6 +143,26 @@ func (b *Bank) Set(line int, v int) {
 	if err := b.sim.SetInput(line, uint8(v)); err != nil {
 		b.vm.fail("gvmmtest: bank %d: Set(%d, %d): %v (the bank has lines 0 to %d)", b.index, line, v, err, b.sim.Lines()-1)
 	}
+}
+
+// Release stops the host driving line (after Set): it then reads what
+// the guest, a model or its pull gives it.
+func (b *Bank) Release(line int) {
+	b.helper()
+	if err := b.sim.SetDrive(line, gpio.DriveReleased); err != nil {
+		b.vm.fail("gvmmtest: bank %d: Release(%d): %v (the bank has lines 0 to %d)", b.index, line, err, b.sim.Lines()-1)
+	}
+}
+
+// Attachment returns the attachment of the model a Model option attached
+// to the bank under name, to drive its pins from the test.
+func (b *Bank) Attachment(name string) *gpio.Attachment {
+	b.helper()
+	a := b.attachments[name]
+	if a == nil {
+		b.vm.fail("gvmmtest: bank %d has no model %q (attach one with gvmmtest.Model)", b.index, name)
+	}
+	return a
 }
 
 // Line returns the state of line now.

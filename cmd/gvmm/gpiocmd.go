@@ -17,9 +17,15 @@ Drives and observes the simulated GPIO banks of a running 'gvmm run
 --control PATH'. Banks are numbered from 0 in --gpio order.
 
 Commands:
-  get LINE          print the line's state as JSON (direction, output the
-                    guest drives, input the host drives, level, irq type)
-  set LINE 0|1      drive the line's input (an edge for the guest's gpiomon)
+  get LINE          print the line's state as JSON: the direction and
+                    output the guest set, what the host's side gives it
+                    (input: its drivers, else its pull), the level, the irq
+                    type, the pull, who drives it (drivers: the host and
+                    any models) and whether drivers disagree (conflict)
+  set LINE 0|1      make the host drive the line (an edge for the guest's
+                    gpiomon)
+  release LINE      stop driving the line from the host: it reads what
+                    other drivers or its pull give it
   list              print every line of every bank as JSON
   watch             print every change of the bank as a JSON line, with a
                     timestamp, until interrupted; a watcher that falls
@@ -32,6 +38,7 @@ Commands:
 Examples:
   gvmm run --gpio sim:8 --control /tmp/gvmm.sock     (in one terminal)
   gvmm gpio --control /tmp/gvmm.sock set 2 1          (in another)
+  gvmm gpio --control /tmp/gvmm.sock release 2
   gvmm gpio --control /tmp/gvmm.sock watch
 
 Flags:
@@ -58,10 +65,10 @@ func gpioCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(a) == 0 {
-		return usage("missing command: get, set, list, watch or stats")
+		return usage("missing command: get, set, release, list, watch or stats")
 	}
 	req := control.Request{Op: a[0], Bank: *bank}
-	want := map[string]int{"get": 2, "set": 3, "list": 1, "watch": 1, "stats": 1}[a[0]]
+	want := map[string]int{"get": 2, "set": 3, "release": 2, "list": 1, "watch": 1, "stats": 1}[a[0]]
 	if want == 0 {
 		return usage(fmt.Sprintf("unknown command %q", a[0]))
 	}

@@ -21,7 +21,8 @@
 //   - irq.go: the eventq and the interrupt state machine.
 //   - stats.go: what the Controller counts, and how the counts reconcile.
 //   - virtio.go: Device, the Controller over virtqueues (virtio.Device).
-//   - sim.go, simwatch.go: Sim and its Watch stream.
+//   - sim.go, simwatch.go, simmodel.go: Sim, the wire model of its lines,
+//     its Watch stream, and the Models attached to its lines.
 //   - queue.go: the bounded queue behind Sim's Events and watchers, and
 //     EdgeQueue, which the host-passthrough backend uses too.
 //
@@ -30,20 +31,22 @@
 // Nothing the driver or a control client does grows memory without bound.
 // Per line: the Controller keeps 64 bytes (lineState, with a held eventq
 // buffer kept as its head and its one response buffer, whatever chain the
-// driver built: TestHeldBufferCost); a Sim 20 bytes (its state and the
+// driver built: TestHeldBufferCost); a Sim 32 bytes (its state and the
 // name's header) plus the name; an EdgeQueue, only while it folds, the
 // line's four newest events, about 200 bytes with its map entry. Per bank:
 // the names block (the names' bytes plus one per line), the EdgeQueue's
 // EdgeQueueLimit events of 40 bytes (160 KiB), and for each watcher up to
-// WatchLimit changes of 48 bytes (768 KiB; the control socket serves at
+// WatchLimit changes of 64 bytes (1 MiB; the control socket serves at
 // most 32 clients). So the worst case for a bank of 65535 lines is about
-// 5.3 MiB for its lines, 13 MiB more while its event queue folds every
-// line at once, 160 KiB of queued events and 768 KiB per watcher: about
+// 6.1 MiB for its lines, 13 MiB more while its event queue folds every
+// line at once, 160 KiB of queued events and 1 MiB per watcher: about
 // 150 MiB for the 8 banks gvmm allows, before watchers; the control
 // socket's list answer for all of them, some 70 MiB, is built for one
 // client at a time and dropped if it is not read within 10 s. A popped
 // chain lives only while its request is handled and holds at most the
-// queue size (256) buffers.
+// queue size (256) buffers. Models (Sim.Attach) are the host's, not the
+// guest's: what they hold is theirs, and what the bank queues for them is
+// bounded by MaxCascade per call.
 //
 // # Configuration space
 //

@@ -165,7 +165,7 @@ func TestSimWatch(t *testing.T) {
 		"line 0 direction none→out level 1",
 		"line 0 output 0→1 level 1",
 		"line 0 output 1→0 level 0",
-		"line 1 input 0→1 level 1",
+		"line 1 input released→1 level 1",
 		"line 1 direction none→in level 1",
 		"line 1 irq NONE→LEVEL_LOW level 1",
 		"line 0 direction out→none level 0",

@@ -16,12 +16,20 @@ type GPIO struct {
 	value string // the flag's value, for messages
 	lines int
 	names []string
+	pulls map[int]gpio.Pull // sim: lines with a pull resistor
 	host  *cdev.Spec
 }
 
-// ParseGPIO reads "sim:N" or "sim:N,names=a,b,c" (names for the first
-// lines in order; the list takes the rest of the value), or host lines as
-// cdev.ParseSpec reads them: "chip0:4-7", "gpiochip1:0,3,names=a,b", ...
+// ParseGPIO reads a simulated bank, "sim:N" with options after commas:
+//
+//	sim:8                         8 lines
+//	sim:8,pull-up=0-1             lines 0 and 1 pulled up (read 1 undriven)
+//	sim:8,pull-up=0,1,4-5,pull-down=7
+//	sim:8,names=a,b,c             names for the first lines in order (the
+//	                              list takes the rest of the value)
+//
+// or host lines as cdev.ParseSpec reads them: "chip0:4-7",
+// "gpiochip1:0,3,names=a,b", ...
 func ParseGPIO(s string) (GPIO, error) {
 	rest, ok := strings.CutPrefix(s, "sim:")
 	if !ok {
@@ -40,18 +48,69 @@ func ParseGPIO(s string) (GPIO, error) {
 		return GPIO{}, fmt.Errorf("line count %q is not a number from 1 to 65535", count)
 	}
 	g := GPIO{value: s, lines: n}
-	if opts != "" {
-		list, ok := strings.CutPrefix(opts, "names=")
-		if !ok {
-			return GPIO{}, fmt.Errorf("unknown option %q (want names=...)", opts)
+	pull := gpio.PullNone // the list option being read, if any
+	for opts != "" {
+		if list, ok := strings.CutPrefix(opts, "names="); ok {
+			g.names = strings.Split(list, ",")
+			if len(g.names) > n {
+				return GPIO{}, fmt.Errorf("%d names for %d lines", len(g.names), n)
+			}
+			break
 		}
-		g.names = strings.Split(list, ",")
-		if len(g.names) > n {
-			return GPIO{}, fmt.Errorf("%d names for %d lines", len(g.names), n)
+		var opt string
+		opt, opts, _ = strings.Cut(opts, ",")
+		k, v, isOpt := strings.Cut(opt, "=")
+		if isOpt {
+			switch k {
+			case "pull-up":
+				pull = gpio.PullUp
+			case "pull-down":
+				pull = gpio.PullDown
+			default:
+				return GPIO{}, fmt.Errorf("unknown option %q (want pull-up=LINES, pull-down=LINES or names=...)", opt)
+			}
+		} else if v = opt; pull == gpio.PullNone {
+			return GPIO{}, fmt.Errorf("unknown option %q (want pull-up=LINES, pull-down=LINES or names=...)", opt)
+		}
+		lo, hi, err := lineRange(v, n)
+		if err != nil {
+			return GPIO{}, fmt.Errorf("pull-%s: %v", pull, err)
+		}
+		if g.pulls == nil {
+			g.pulls = map[int]gpio.Pull{}
+		}
+		for l := lo; l <= hi; l++ {
+			if p, ok := g.pulls[l]; ok {
+				return GPIO{}, fmt.Errorf("line %d: pull-%s and pull-%s", l, p, pull)
+			}
+			g.pulls[l] = pull
 		}
 	}
 	return g, nil
 }
+
+// lineRange reads "L" or "L-M", lines of a bank of n.
+func lineRange(s string, n int) (lo, hi int, err error) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err = strconv.Atoi(a)
+	hi = lo
+	if err == nil && isRange {
+		hi, err = strconv.Atoi(b)
+	}
+	switch {
+	case err != nil || lo < 0 || hi < 0:
+		return 0, 0, fmt.Errorf("lines %q: want a line or a range such as 0-3", s)
+	case lo > hi:
+		return 0, 0, fmt.Errorf("lines %q: the range is backwards", s)
+	case hi >= n:
+		return 0, 0, fmt.Errorf("line %d: the bank has lines 0 to %d", hi, n-1)
+	}
+	return lo, hi, nil
+}
+
+// Pulls are the bank's pull resistors by line (nil if none): what sim's
+// pull-up= and pull-down= options gave.
+func (g GPIO) Pulls() map[int]gpio.Pull { return g.pulls }
 
 // Value is the --gpio flag's value, as given.
 func (g GPIO) Value() string { return g.value }
@@ -122,6 +181,12 @@ func (g GPIO) Open(consumer string) (sim *gpio.Sim, dev *gpio.Device, close func
 	} else {
 		if sim, err = gpio.NewSim(g.lines, g.names...); err != nil {
 			return nil, nil, nil, err
+		}
+		for l, p := range g.pulls {
+			if err := sim.SetPull(l, p); err != nil {
+				sim.Close()
+				return nil, nil, nil, err
+			}
 		}
 		b, close = sim, sim.Close
 	}

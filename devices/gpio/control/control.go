@@ -7,7 +7,8 @@
 // bytes; each answer is one line:
 //
 //	{"op":"get","bank":0,"line":3}           → {"ok":true,"line":{...LineState...}}
-//	{"op":"set","bank":0,"line":2,"value":1} → {"ok":true}    (drives an input)
+//	{"op":"set","bank":0,"line":2,"value":1} → {"ok":true}    (the host drives the line)
+//	{"op":"release","bank":0,"line":2}       → {"ok":true}    (the host stops driving it)
 //	{"op":"list"}                            → {"ok":true,"banks":[[...LineState...],...]}
 //	{"op":"stats","bank":0}                  → {"ok":true,"stats":{...gpio.Stats...}}
 //	{"op":"watch","bank":0}                  → {"ok":true}, then one Event per change
@@ -58,7 +59,7 @@ type Request struct {
 }
 
 // ops are the requests the server knows.
-var ops = map[string]bool{"get": true, "set": true, "list": true, "stats": true, "watch": true}
+var ops = map[string]bool{"get": true, "set": true, "release": true, "list": true, "stats": true, "watch": true}
 
 // ParseRequest decodes one request line: one JSON object with the fields
 // of Request (a field it does not have is refused; encoding/json matches
@@ -76,7 +77,7 @@ func ParseRequest(line []byte) (Request, error) {
 	}
 	switch {
 	case !ops[req.Op]:
-		return Request{}, fmt.Errorf("unknown op %q (want get, set, list, stats or watch)", req.Op)
+		return Request{}, fmt.Errorf("unknown op %q (want get, set, release, list, stats or watch)", req.Op)
 	case req.Bank < 0:
 		return Request{}, fmt.Errorf("bank %d: banks are numbered from 0", req.Bank)
 	case req.Line < 0:
@@ -85,7 +86,10 @@ func ParseRequest(line []byte) (Request, error) {
 	return req, nil
 }
 
-// Line is the state of one line as the control surface reports it.
+// Line is the state of one line as the control surface reports it
+// (gpio.LineState): Input is what the host's side gives the line (its
+// drivers, else its pull), Host what the host itself drives ("0", "1" or
+// "released"), Drivers every host-side driver ("host=1 eeprom.1=0").
 type Line struct {
 	Line      int    `json:"line"`
 	Name      string `json:"name,omitempty"`
@@ -94,17 +98,24 @@ type Line struct {
 	Input     uint8  `json:"input"`
 	Level     uint8  `json:"level"`
 	IRQType   string `json:"irq"`
+	Pull      string `json:"pull"`
+	Host      string `json:"host"`
+	Drivers   string `json:"drivers"`
+	Conflict  bool   `json:"conflict,omitempty"`
+	Conflicts uint64 `json:"conflicts,omitempty"`
 }
 
 // Event is one change streamed by watch.
 type Event struct {
-	Time  time.Time `json:"time"`
-	Bank  int       `json:"bank"`
-	Line  int       `json:"line"`
-	Kind  string    `json:"kind"` // direction, output, input, irq or lost
-	From  string    `json:"from,omitempty"`
-	To    string    `json:"to,omitempty"`
-	Level uint8     `json:"level"`
+	Time time.Time `json:"time"`
+	Bank int       `json:"bank"`
+	Line int       `json:"line"`
+	Kind string    `json:"kind"` // direction, output, input, irq, pull, conflict or lost
+	// Driver names who drove, for kind "input": "host", or a model's pin.
+	Driver string `json:"driver,omitempty"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to,omitempty"`
+	Level  uint8  `json:"level"`
 	// Lost is, for kind "lost", how many changes the watcher missed.
 	Lost uint64 `json:"lost,omitempty"`
 }
@@ -120,7 +131,8 @@ type Response struct {
 
 func lineOf(s gpio.LineState) Line {
 	return Line{Line: s.Line, Name: s.Name, Direction: s.Direction.String(), Output: s.Output,
-		Input: s.Input, Level: s.Level, IRQType: s.IRQType.String()}
+		Input: s.Input, Level: s.Level, IRQType: s.IRQType.String(), Pull: s.Pull.String(),
+		Host: s.Host.String(), Drivers: s.Drivers(), Conflict: s.Conflict, Conflicts: s.Conflicts}
 }
 
 func eventOf(bank int, c gpio.Change) Event {
@@ -128,7 +140,7 @@ func eventOf(bank int, c gpio.Change) Event {
 	if c.Kind == gpio.ChangeLost {
 		return Event{Time: c.Time, Bank: bank, Kind: c.Kind.String(), Lost: c.Lost}
 	}
-	return Event{Time: c.Time, Bank: bank, Line: c.Line, Kind: c.Kind.String(), From: from, To: to, Level: c.Level}
+	return Event{Time: c.Time, Bank: bank, Line: c.Line, Kind: c.Kind.String(), Driver: c.Driver, From: from, To: to, Level: c.Level}
 }
 
 // Server serves the banks on a listener.
@@ -270,6 +282,11 @@ func (s *Server) do(req Request) Response {
 		return Response{OK: true, Line: &l}
 	case "set":
 		if err := b.SetInput(req.Line, req.Value); err != nil {
+			return Response{Error: err.Error()}
+		}
+		return Response{OK: true}
+	case "release":
+		if err := b.SetDrive(req.Line, gpio.DriveReleased); err != nil {
 			return Response{Error: err.Error()}
 		}
 		return Response{OK: true}

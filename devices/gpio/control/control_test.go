@@ -111,7 +111,7 @@ func TestWatch(t *testing.T) {
 		}
 		got = append(got, ev.Kind+" "+ev.From+"→"+ev.To)
 	}
-	want := []string{"input 0→1", "direction " + gpio.DirectionNone.String() + "→" + gpio.DirectionOut.String(), "output 0→1"}
+	want := []string{"input released→1", "direction " + gpio.DirectionNone.String() + "→" + gpio.DirectionOut.String(), "output 0→1"}
 	for i := range want {
 		if i >= len(got) || got[i] != want[i] {
 			t.Errorf("events %q, want %q", got, want)

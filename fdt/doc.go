@@ -7,6 +7,19 @@
 // describes a VM and Machine.DTB turns it into a tree, deterministically,
 // after validating it.
 //
+// Parse reads a blob (version 16 or 17) into a Tree, which Tree.DTB
+// writes back through Writer; Parse never panics, whatever the input.
+// Apply merges a compiled overlay (`dtc -@ -I dts -O dtb x.dtso`, for
+// gvmm's --dt-overlay) into a tree as libfdt's fdt_overlay_apply does
+// (fdtoverlay is its command): the overlay's phandles are renumbered past
+// the base's, its references to base labels (__fixups__) resolved
+// through the base's __symbols__ node, its fragments merged into their
+// targets and its own labels added to __symbols__, so a later overlay
+// can use them. ApplyOverlays does all of it on blobs. Where Apply
+// differs from libfdt (mostly where libfdt fails or silently does
+// nothing) its documentation says so. Memory reservations
+// (/memreserve/) of a base are kept; an overlay with any is refused.
+//
 // # Why each node is there on x86
 //
 // arch/x86/kernel/devicetree.c (6.1) unflattens the tree after ACPI, then
@@ -63,4 +76,6 @@
 //   - __symbols__: label = path, for the IO-APIC, each GPIO controller and
 //     the syscon. dtc does not restore labels when decompiling, and a
 //     guest can read /proc/device-tree/__symbols__/gpio0 to find a bank.
+//     Overlays refer to these nodes by these labels (&gpio0, &ioapic,
+//     &poweroff_syscon); each has a phandle already.
 package fdt

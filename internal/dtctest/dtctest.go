@@ -1,11 +1,14 @@
 // Package dtctest checks generated device-tree blobs with dtc, the
 // reference device-tree compiler, for tests: decompiling, re-encoding and
-// comparing against checked-in golden .dts files. dtc comes from Debian's
-// device-tree-compiler package; without it the tests fail and say so.
+// comparing against checked-in golden .dts files; and applies overlays
+// with fdtoverlay, libfdt's reference overlay applier. Both come from
+// Debian's device-tree-compiler package; without it the tests fail and
+// say so.
 package dtctest
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,4 +117,65 @@ func Golden(t testing.TB, dtb []byte, path string, update bool, regen string) {
 	if back := CompileDTS(t, want); !bytes.Equal(back, dtb) {
 		t.Errorf("dtc compiles %s to bytes that differ from the generated tree's", path)
 	}
+}
+
+// FDTOverlay returns the path of fdtoverlay, libfdt's overlay applier,
+// failing the test if it is not installed.
+func FDTOverlay(t testing.TB) string {
+	t.Helper()
+	path, err := exec.LookPath("fdtoverlay")
+	if err != nil {
+		t.Fatalf("fdtoverlay not found: install device-tree-compiler (apt-get install device-tree-compiler): %v", err)
+	}
+	return path
+}
+
+// ApplyOverlays runs `fdtoverlay -i base -o out overlays...` and returns
+// out. A failure, or anything on standard error, fails the test.
+func ApplyOverlays(t testing.TB, base []byte, overlays ...[]byte) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "base.dtb"), filepath.Join(dir, "out.dtb")
+	if err := os.WriteFile(in, base, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-i", in, "-o", out}
+	for i, o := range overlays {
+		name := filepath.Join(dir, fmt.Sprintf("overlay%d.dtbo", i))
+		if err := os.WriteFile(name, o, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, name)
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(FDTOverlay(t), args...)
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Fatalf("fdtoverlay %s (exit status: %v):\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// CompileFile compiles the dts (or dtso) file at path with dtc -@, so the
+// blob has __symbols__ and, for an overlay, __fixups__ and
+// __local_fixups__. Warnings are not checked (-q).
+func CompileFile(t testing.TB, path string) []byte {
+	t.Helper()
+	return Run(t, "-q", "-@", "-I", "dts", "-O", "dtb", path)
+}
+
+// Sorted decompiles dtb with `dtc -s`, nodes and properties sorted by
+// name, so that trees differing only in order give the same text.
+// Warnings are not checked (-q).
+func Sorted(t testing.TB, dtb []byte) []byte {
+	t.Helper()
+	in := filepath.Join(t.TempDir(), "in.dtb")
+	if err := os.WriteFile(in, dtb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return Run(t, "-q", "-s", "-I", "dtb", "-O", "dts", in)
 }

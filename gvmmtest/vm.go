@@ -42,6 +42,8 @@ type config struct {
 	leds           []spec.LED
 	keys           []spec.Key
 	files          []file
+	models         []model
+	overlays       []spec.Overlay
 	bootTimeout    time.Duration
 	errs           []error
 	consoleTee     io.Writer // also gets the console (tests of this package)
@@ -52,6 +54,14 @@ type file struct {
 	mode  os.FileMode
 	data  []byte
 	host  string // read at Start if data is nil
+}
+
+// model is one Model option: m attached to lines of bank under name.
+type model struct {
+	bank  int
+	name  string
+	m     gpio.Model
+	lines []int
 }
 
 // Option configures a VM for Start.
@@ -121,6 +131,30 @@ func wrap(opt, spec string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s(%q): %w", opt, spec, err)
+}
+
+// Model attaches m, a device model, to lines of simulated bank (pins 0,
+// 1, ... in the order given) under name, before the guest boots, so that
+// a driver probing at boot finds the device there: see gpio.Model, and
+// package devices/gpio/models for the ones gvmm ships. Bank.Attachment
+// returns its attachment.
+func Model(bank int, name string, m gpio.Model, lines ...int) Option {
+	return func(c *config) {
+		c.models = append(c.models, model{bank: bank, name: name, m: m, lines: append([]int(nil), lines...)})
+	}
+}
+
+// Overlay applies a device-tree overlay to the tree the guest boots with,
+// as gvmm run's --dt-overlay does: a compiled overlay (.dtbo, from `dtc
+// -@ -I dts -O dtb`), or its source (.dtso or .dts), which Start compiles
+// with dtc. Its fragments can target the banks by label: &gpio0, &gpio1,
+// ... in bank order.
+func Overlay(path string) Option {
+	return func(c *config) {
+		o, err := spec.LoadOverlay(path)
+		c.overlays = append(c.overlays, o)
+		c.errs = append(c.errs, wrap("Overlay", path, err))
+	}
 }
 
 // Append adds words to the kernel command line.
@@ -268,6 +302,16 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 		cfg.Virtio = append(cfg.Virtio, vmm.VirtioDevice{Device: dev, GPIO: ctrls[i]})
 		v.banks = append(v.banks, newBank(v, i, g.Value(), sim, dev, closeGPIO))
 	}
+	for _, m := range c.models {
+		if err := v.attach(m); err != nil {
+			v.closeBanks()
+			v.logger.Close()
+			return nil, fmt.Errorf("gvmmtest: %w", err)
+		}
+	}
+	for _, o := range c.overlays {
+		cfg.Overlays = append(cfg.Overlays, vmm.Overlay{Name: o.Path, DTB: o.DTB})
+	}
 	// The agent's channel: a virtio console after the GPIO devices, so
 	// that bank i is the guest's gpiochipI.
 	pr, pw := io.Pipe()
@@ -301,6 +345,23 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 	}
 	v.booted = time.Since(began)
 	return v, nil
+}
+
+// attach attaches a Model option's model to its bank.
+func (v *VM) attach(m model) error {
+	if m.bank < 0 || m.bank >= len(v.banks) || v.banks[m.bank].sim == nil {
+		return fmt.Errorf("Model(%d, %q): no simulated bank %d (the VM has %d banks)", m.bank, m.name, m.bank, len(v.banks))
+	}
+	b := v.banks[m.bank]
+	if b.attachments[m.name] != nil {
+		return fmt.Errorf("Model(%d, %q): bank %d has a model of that name already", m.bank, m.name, m.bank)
+	}
+	a, err := b.sim.Attach(m.name, m.m, m.lines...)
+	if err != nil {
+		return fmt.Errorf("Model(%d, %q): %w", m.bank, m.name, err)
+	}
+	b.attachments[m.name] = a
+	return nil
 }
 
 func (v *VM) closeBanks() {

@@ -28,6 +28,13 @@ type VirtioDevice struct {
 	GPIO *fdt.GPIOController
 }
 
+// Overlay is a device-tree overlay (a DTB with fragments, as `dtc -@`
+// compiles a .dtso) for DeviceTree to apply; Name names it in errors.
+type Overlay struct {
+	Name string
+	DTB  []byte
+}
+
 // virtioSlot is where virtio device i lives: its MMIO window and its
 // IO-APIC pin (edge rising, signalled through an irqfd). DeviceTree and
 // attachVirtio both take them from here.
@@ -45,7 +52,8 @@ func (m *Memory) CheckRange(gpa, n uint64) error {
 // with configuration c, through setup_data (SETUP_DTB): c.CPUs CPUs, the
 // local APIC and IO-APIC, the power-off register, a virtio-mmio node for
 // each of c.Virtio (at the address and IO-APIC pin attachVirtio gives it,
-// with its GPIO controller child, if any) and c.LEDs and c.Keys. Nothing
+// with its GPIO controller child, if any) and c.LEDs and c.Keys, with
+// c.Overlays applied in order. Nothing
 // else in c matters, and the virtio devices themselves are not looked at:
 // a VirtioDevice with only GPIO set describes the same tree, so a tree can
 // be built without KVM or a guest.
@@ -64,6 +72,11 @@ func DeviceTree(c Config) ([]byte, error) {
 	dtb, err := m.DTB()
 	if err != nil {
 		return nil, fmt.Errorf("device tree: %w", err)
+	}
+	for _, o := range c.Overlays {
+		if dtb, err = fdt.ApplyOverlays(dtb, o.DTB); err != nil {
+			return nil, fmt.Errorf("device tree overlay %s: %w", o.Name, err)
+		}
 	}
 	return dtb, nil
 }

@@ -40,6 +40,8 @@ type Config struct {
 	Virtio    []VirtioDevice   // on virtio-mmio, in the device tree
 	LEDs      []fdt.LED        // gpio-leds consumers in the device tree
 	Keys      []fdt.Key        // gpio-keys consumers in the device tree
+	// Overlays are applied to the device tree, in order, before boot.
+	Overlays []Overlay
 	// Log, if set, receives the VMM's diagnostics, one line each without
 	// a newline: what a virtio transport or device refused or could not
 	// use, and how each device was wired. It may be called from any

@@ -33,6 +33,10 @@ var dtbGoldens = []struct {
 	{"leds-keys", []string{"--gpio", "sim:2", "--gpio", "sim:8,names=led,button,irq",
 		"--led", "led=1:0,default-on", "--key", "28=1:1,active-low", "--key", "116=gpio1:2,level-high,debounce-interval=50",
 		"--mem", "512M", "--append", "quiet", "--cmd", "true", "--kernel", "/nonexistent", "--control", "/nonexistent/sock"}},
+	// An overlay: the bit-banged I2C bus and EEPROM of examples/, on
+	// lines with pull-ups and the EEPROM model (neither changes the tree).
+	{"i2c-eeprom", []string{"--gpio", "sim:2,pull-up=0-1,names=scl,sda", "--model", "at24c02=0:0,1",
+		"--dt-overlay", "../../examples/i2c-eeprom.dtso"}},
 	// Host lines: the tree needs no host chip (the guest learns the host's
 	// line names through GET_NAMES), so this runs anywhere.
 	{"passthrough", []string{"--gpio", "chip0:4-7", "--gpio", "gpiochip1:0,3,names=reset,ready", "--gpio", "sim:2",
@@ -111,6 +115,14 @@ func TestDTBErrors(t *testing.T) {
 		{"run's checks", []string{"--cpus", "2", "-o", "-"}, 2, "gvmm dtb: --cpus 2"},
 		{"too many banks", append(strings.Fields(strings.Repeat("--gpio sim:1 ", 9)), "-o", "-"), 2, "9 --gpio controllers: at most 8"},
 		{"unwritable", []string{"-o", "/nonexistent/dir/x.dtb"}, 1, "gvmm dtb: open /nonexistent/dir/x.dtb"},
+		{"no overlay file", []string{"--dt-overlay", "/nonexistent.dtbo", "-o", "-"}, 2, "open /nonexistent.dtbo"},
+		{"overlay not a DTB", []string{"--dt-overlay", "dtb_test.go", "-o", "-"}, 2, "not a compiled device-tree overlay (no FDT magic)"},
+		{"overlay source that dtc refuses", []string{"--dt-overlay", writeTemp(t, "bad.dtso", "/dts-v1/; /plugin/; / { x"), "-o", "-"}, 2, "dtc:"},
+		{"overlay with an unknown label", []string{"--gpio", "sim:2", "--dt-overlay",
+			writeTemp(t, "label.dtso", "/dts-v1/; /plugin/; &gpio3 { x = <1>; };"), "-o", "-"}, 2, `label "gpio3"`},
+		{"a plain tree as overlay", []string{"--dt-overlay", writeTemp(t, "plain.dts", "/dts-v1/; / { x = <1>; };"), "-o", "-"}, 2, "no fragments"},
+		{"model on a missing bank", []string{"--model", "at24c02=0:0,1", "-o", "-"}, 2, "no GPIO controller 0"},
+		{"model with bad flags", []string{"--model", "at24c02=0:0", "-o", "-"}, 2, "want CTRL:SCL,SDA"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -123,12 +135,24 @@ func TestDTBErrors(t *testing.T) {
 	}
 }
 
+// writeTemp writes text to a file name in a new temporary directory and
+// returns its path.
+func writeTemp(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestDTBHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if status := gvmm([]string{"dtb", "--help"}, nil, &stdout, &stderr); status != 0 {
 		t.Errorf("status %d", status)
 	}
-	for _, want := range []string{"Usage: gvmm dtb", "-o FILE", "-gpio", "-led", "-key", "level-high", "CTRL is a --gpio controller"} {
+	for _, want := range []string{"Usage: gvmm dtb", "-o FILE", "-gpio", "-led", "-key", "level-high", "CTRL is a --gpio controller",
+		"-dt-overlay", "-model", "pull-up"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("gvmm dtb --help does not mention %q", want)
 		}

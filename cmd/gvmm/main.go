@@ -82,6 +82,9 @@ type runFlags struct {
 	gpios                        []spec.GPIO
 	leds                         []spec.LED
 	keys                         []spec.Key
+	overlays                     []spec.Overlay
+	models                       []spec.Model
+	modelWarnings                []string
 }
 
 // newRunFlags defines the flags of gvmm run on a new flag set called name.
@@ -111,13 +114,33 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 		return spec.CheckVMName(s)
 	})
 	fs.Func("gpio", "add a virtio-gpio controller of `lines`; repeat for more controllers:\n"+
-		"  sim:N[,names=a,b,...]      a simulated bank of N lines (first ones named)\n"+
+		"  sim:N[,pull-up=L][,pull-down=L][,names=a,b,...]\n"+
+		"      a simulated bank of N lines (the first ones named); lines L (e.g. 0-1 or\n"+
+		"      0,3,5-6) pulled up or down read 1 or 0 while nothing drives them\n"+
 		"  CHIP:LINES[,names=a,b,...] host lines: guest line i is the i-th of LINES\n"+
 		"      (e.g. chip0:4-7, gpiochip1:0,3,8-9) of CHIP (chipN, /dev/gpiochipN or a\n"+
 		"      chip label); gvmm holds them (consumer \"gvmm\", see --name) until it exits and the\n"+
 		"      guest can reach no other host line", func(s string) error {
 		g, err := spec.ParseGPIO(s)
 		f.gpios = append(f.gpios, g)
+		return err
+	})
+	fs.Func("dt-overlay", "apply the device-tree overlay in `file` to the guest's tree; repeatable, applied\n"+
+		"in order. A compiled overlay (dtc -@ -I dts -O dtb), or its source (.dtso), which\n"+
+		"gvmm compiles with dtc. Fragments target the controllers by label (&gpio0, ...):\n"+
+		"see 'Device-tree overlays' in the README", func(s string) error {
+		o, err := spec.LoadOverlay(s)
+		f.overlays = append(f.overlays, o)
+		return err
+	})
+	fs.Func("model", "attach a device model to lines of a simulated bank before boot; repeatable:\n"+
+		"  `at24c02=CTRL:SCL,SDA`[,addr=0xNN][,file=PATH]\n"+
+		"      a 24c02 I2C EEPROM (256 bytes; address 0x50 unless addr= says otherwise)\n"+
+		"      holding PATH's first bytes (default: erased, 0xff), for the guest's\n"+
+		"      i2c-gpio and at24 drivers, which a --dt-overlay describes: see\n"+
+		"      examples/i2c-eeprom.dtso. The lines need pull-ups (sim:N,pull-up=...)", func(s string) error {
+		m, err := spec.ParseModel(s)
+		f.models = append(f.models, m)
 		return err
 	})
 	fs.Func("led", "add an LED on a GPIO line to the guest's gpio-leds device:\n`NAME=CTRL:LINE`[,OPTION...]; repeatable (see GPIO consumers below)", func(s string) error {
@@ -197,8 +220,12 @@ func (f *runFlags) check() error {
 	if err := spec.CheckConsumers(ctrls, f.leds, f.keys); err != nil {
 		return err
 	}
+	var err error
+	if f.modelWarnings, err = spec.CheckModels(f.gpios, f.models); err != nil {
+		return err
+	}
 	// Whatever else the device tree would refuse is a usage error too.
-	_, err := vmm.DeviceTree(c)
+	_, err = vmm.DeviceTree(c)
 	return err
 }
 
@@ -215,6 +242,9 @@ func (f *runFlags) config() vmm.Config {
 	}
 	for _, k := range f.keys {
 		c.Keys = append(c.Keys, k.FDT())
+	}
+	for _, o := range f.overlays {
+		c.Overlays = append(c.Overlays, vmm.Overlay{Name: o.Path, DTB: o.DTB})
 	}
 	return c
 }
@@ -356,6 +386,15 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cfg.Virtio[i].Device = dev
 		banks = append(banks, sim)
 		devs = append(devs, dev)
+	}
+	for _, w := range f.modelWarnings {
+		fmt.Fprintf(stderr, "gvmm: warning: %s\n", w)
+	}
+	for _, m := range f.models {
+		if _, _, err := m.Open(banks[m.Controller()]); err != nil {
+			fmt.Fprintf(stderr, "gvmm: %v\n", err)
+			return 1
+		}
 	}
 	if f.control != "" {
 		l, err := listenControl(f.control)

@@ -209,6 +209,52 @@ func TestBank(t *testing.T) {
 	})
 }
 
+// inverter is the README's model: pin 1 is always the opposite of pin 0.
+type inverter struct{}
+
+func (inverter) Attached(w *gpio.Wires) { w.Drive(1, gpio.Drive(1-w.Level(0))) }
+
+func (inverter) Changed(w *gpio.Wires, pin int, level uint8, at time.Time) {
+	if pin == 0 {
+		w.Drive(1, gpio.Drive(1-level))
+	}
+}
+
+// TestModel is the README's model example: a model attached before boot
+// answers the guest's lines and the host's, and Release hands a line back
+// to its pull.
+func TestModel(t *testing.T) {
+	vm := gvmmtest.Start(t, gvmmtest.GPIO("sim:3,pull-up=2"), gvmmtest.Model(0, "not", inverter{}, 0, 1))
+	b := vm.Bank(0)
+	for _, tc := range []struct {
+		step string
+		do   func()
+		want string
+	}{
+		{"line 0 floats low", func() {}, "1\n"},
+		{"the host drives line 0 high", func() { b.Set(0, 1) }, "0\n"},
+		{"the host releases line 0", func() { b.Release(0) }, "1\n"},
+	} {
+		tc.do()
+		if out := vm.MustRun("gpioget gpiochip0 1"); out != tc.want {
+			t.Errorf("%s: the guest read line 1 as %q, want %q", tc.step, out, tc.want)
+		}
+	}
+	if a := b.Attachment("not"); a.Name() != "not" {
+		t.Errorf("Attachment: %s", a.Name())
+	}
+	// Line 2: pulled up, then driven low by the host, then released.
+	for _, tc := range []struct {
+		do   func()
+		want string
+	}{{func() {}, "1\n"}, {func() { b.Set(2, 0) }, "0\n"}, {func() { b.Release(2) }, "1\n"}} {
+		tc.do()
+		if out := vm.MustRun("gpioget gpiochip0 2"); out != tc.want {
+			t.Errorf("line 2 (%s): the guest read %q, want %q", b.Line(2).Drivers(), out, tc.want)
+		}
+	}
+}
+
 // TestPanic: a guest that panics ends its commands with the panic line.
 func TestPanic(t *testing.T) {
 	vm := gvmmtest.Start(t)

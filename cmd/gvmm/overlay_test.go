@@ -142,6 +142,7 @@ func TestOverlayHog(t *testing.T) {
 			line3 = l
 		}
 	}
+	t.Logf("gpioinfo: %s", line3)
 	if !strings.Contains(line3, `"reset"`) || !strings.Contains(line3, "output") || !strings.Contains(line3, "[used]") {
 		t.Errorf("gpioinfo's line 3: %q, want it used by \"reset\" as an output\n%s", line3, out)
 	}

@@ -38,7 +38,16 @@ type Model interface {
 	Changed(w *Wires, pin int, level uint8, at time.Time)
 }
 
-// Wires is a model's hold on its pins while Changed runs.
+// Attacher is a Model that sets up its pins as it is attached: Attach
+// calls Attached once, with the bank locked, before it returns and before
+// any Changed, so that the model can read its lines' levels and drive its
+// pins to match (an inverter driving its output from its input, say).
+type Attacher interface {
+	Model
+	Attached(w *Wires)
+}
+
+// Wires is a model's hold on its pins while Changed or Attached runs.
 type Wires struct {
 	s *Sim
 	a *Attachment
@@ -91,8 +100,8 @@ var ErrDetached = errors.New("gpio: model detached")
 
 // Attach attaches m to lines (pins 0, 1, ... in that order) under name,
 // which names its pins in Change.Driver and LineState.Models ("NAME.PIN").
-// Its pins start released; m hears of level changes from now on, and can
-// read where they stand with Attachment.Level.
+// Its pins start released; m hears of level changes from now on. An
+// Attacher's Attached runs before Attach returns.
 func (s *Sim) Attach(name string, m Model, lines ...int) (*Attachment, error) {
 	if name == "" || name == HostDriver || strings.ContainsAny(name, " .=\t\n") {
 		return nil, fmt.Errorf("gpio: model name %q: want a word other than %q, without spaces, dots or '='", name, HostDriver)
@@ -115,9 +124,12 @@ func (s *Sim) Attach(name string, m Model, lines ...int) (*Attachment, error) {
 		a.drives[i] = DriveReleased
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	for pin, l := range a.lines {
 		s.taps[l] = append(s.taps[l], tap{a: a, pin: pin})
+	}
+	if at, ok := m.(Attacher); ok {
+		at.Attached(&Wires{s: s, a: a})
 	}
 	return a, nil
 }

@@ -50,7 +50,24 @@ func (e *overlayError) Unwrap() []error {
 }
 
 func ovErr(kind error, format string, args ...any) error {
-	return &overlayError{msg: "fdt: overlay: " + fmt.Sprintf(format, args...) + ": " + kind.Error(), kind: kind}
+	msg := "fdt: overlay: " + fmt.Sprintf(format, args...)
+	if kind != ErrOverlay { // ErrOverlay's text would only repeat "overlay"
+		msg += ": " + kind.Error()
+	}
+	return &overlayError{msg: msg, kind: kind}
+}
+
+// labels lists the labels of a __symbols__ node, for messages: "gpio0,
+// gpio1, ioapic", at most 10 of them.
+func labels(syms *Node) string {
+	var l []string
+	for _, p := range syms.Props {
+		l = append(l, p.Name)
+	}
+	if len(l) > 10 {
+		l = append(l[:10], "...")
+	}
+	return strings.Join(l, ", ")
 }
 
 // Names of the nodes and properties of an overlay (dtc's -@ output; see
@@ -275,7 +292,7 @@ func (a *applier) resolveLabels() ([]fixup, error) {
 		}
 		sp := syms.Prop(p.Name)
 		if sp == nil {
-			return nil, ovErr(ErrUnknownLabel, "label %q (__fixups__) is not in the base tree's /%s", p.Name, symbolsNode)
+			return nil, ovErr(ErrUnknownLabel, "label %q (__fixups__) is not in the base tree's /%s (it has %s)", p.Name, symbolsNode, labels(syms))
 		}
 		path, ok := sp.Text()
 		if !ok || !strings.HasPrefix(path, "/") {
@@ -561,19 +578,27 @@ func (a *applier) merge(bn, on *Node) {
 			bn.Props = append(bn.Props, p)
 		}
 	}
-	children := make(map[string]*Node, len(bn.Children))
-	for _, c := range bn.Children {
-		children[c.Name] = c
-	}
 	for _, oc := range on.Children {
-		bc := children[oc.Name]
+		bc := subnode(bn, oc.Name)
 		if bc == nil {
 			bc = &Node{Name: oc.Name}
-			children[oc.Name] = bc
 			bn.Children = append(bn.Children, bc)
 		}
 		a.merge(bc, oc)
 	}
+}
+
+// subnode returns n's first child that name names as libfdt's
+// fdt_subnode_offset does (fdt_nodename_eq_): the same name, or, for a
+// name without a unit address, a child with that name and any unit
+// address ("virtio" finds "virtio@d0000000").
+func subnode(n *Node, name string) *Node {
+	for _, c := range n.Children {
+		if c.Name == name || !strings.Contains(name, "@") && strings.HasPrefix(c.Name, name+"@") {
+			return c
+		}
+	}
+	return nil
 }
 
 // updateSymbols adds the overlay's __symbols__ to the base's

@@ -63,6 +63,7 @@ var overlayCases = []struct {
 		[]string{"/soc/bare@3000"}},
 	{"machine", "machine", []string{"machine"}, nil},
 	{"machine-twice", "machine", []string{"machine", "machine"}, nil},
+	{"unit-name", "machine", []string{"unit-name"}, nil},
 }
 
 // TestOverlayMatchesFDTOverlay compares Apply with libfdt's
@@ -386,7 +387,7 @@ func TestApplyErrors(t *testing.T) {
 		{"no __symbols__", noSymbols, [][]byte{plugin("&gpio0 { x; };")}, ErrNoSymbols,
 			`__fixups__ refers to label "gpio0" but the base tree has no /__symbols__ (compile it with dtc -@)`},
 		{"unknown label", base, [][]byte{plugin("&{/} { n { g = <&gpio0 1 0>, <&nosuch 2>; }; };")}, ErrUnknownLabel,
-			`fdt: overlay: label "nosuch" (__fixups__) is not in the base tree's /__symbols__: unknown label`},
+			`fdt: overlay: label "nosuch" (__fixups__) is not in the base tree's /__symbols__ (it has bare, uart0, gpio0): unknown label`},
 		{"label path missing", ghost, [][]byte{plugin("&gpio0 { x; };")}, ErrUnknownLabel,
 			`label "gpio0": its path "/nothing" is not in the base tree`},
 		{"base phandle malformed", badPH, [][]byte{plugin("&gpio0 { x; };")}, ErrPhandle,

@@ -72,8 +72,10 @@ type Property struct {
 // Parse reads a flattened device tree blob of format version 16 or 17
 // (any later version whose last_comp_version is 16 or 17 too). It checks
 // the header (magic, totalsize no more than len(b), every block inside
-// totalsize and aligned), each token, every name (NUL-terminated, and a
-// name ValidNodeName or ValidPropertyName accepts, as Writer requires),
+// totalsize and aligned), each token, every name (NUL-terminated, of the
+// characters ValidNodeName or ValidPropertyName accepts, and at most 255
+// long: dtc only warns about names past the spec's 31, and real bindings
+// have them),
 // that property names lie in the strings block, that properties come
 // before a node's children and that no name repeats in a node, nesting
 // depth (at most MaxDepth) and the final FDT_END. FDT_NOP tokens are
@@ -238,8 +240,8 @@ func (p *parser) parse() (*Node, error) {
 				root = n
 			} else {
 				parent := p.stack[len(p.stack)-1]
-				if !ValidNodeName(name) {
-					return nil, p.fail(at, "node name %q: want 1-31 of [0-9a-zA-Z,._+-], optionally @unit-address", name)
+				if !validNodeName(name, maxReadNameLen) {
+					return nil, p.fail(at, "node name %q: want 1-255 of [0-9a-zA-Z,._+-], optionally @unit-address", name)
 				}
 				k := dupKey{parent, name, true}
 				if p.dups[k] {
@@ -317,8 +319,8 @@ func (p *parser) name(at int, off uint32) (string, error) {
 	if !ok {
 		return "", p.fail(at, "property name at strings offset %#x not NUL-terminated", off)
 	}
-	if !ValidPropertyName(name) {
-		return "", p.fail(at, "property name %q: want 1-31 of [0-9a-zA-Z,._+?#-]", name)
+	if !validPropertyName(name, maxReadNameLen) {
+		return "", p.fail(at, "property name %q: want 1-255 of [0-9a-zA-Z,._+?#-]", name)
 	}
 	p.names[off] = name
 	return name, nil
@@ -337,6 +339,7 @@ func (t *Tree) DTB() ([]byte, error) {
 		return nil, err
 	}
 	w := NewWriter()
+	w.maxName = maxReadNameLen
 	write(w, t.Root)
 	b, err := w.Finish()
 	if err != nil {

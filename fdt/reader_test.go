@@ -238,7 +238,7 @@ func parseErrors() (valid []byte, cases []parseError) {
 		{"node name not terminated", blob(append(new(tokens).begin("").u32(tokenBeginNode).b, 'a', 'b', 'c', 'd'), strs), ErrMalformed, "node name not NUL-terminated"},
 		{"bad node name", blob(good().begin("a b").end().end().u32(tokenEnd).b, strs), ErrMalformed, `node name "a b"`},
 		{"empty node name", blob(good().begin("").end().end().u32(tokenEnd).b, strs), ErrMalformed, `node name ""`},
-		{"long node name", blob(good().begin(strings.Repeat("n", 32)).end().end().u32(tokenEnd).b, strs), ErrMalformed, "node name"},
+		{"long node name", blob(good().begin(strings.Repeat("n", 256)).end().end().u32(tokenEnd).b, strs), ErrMalformed, "node name"},
 		{"duplicate node", blob(good().begin("a").end().begin("a").end().end().u32(tokenEnd).b, strs), ErrMalformed, `second node named "a"`},
 		{"too deep", blob(deep.b, strs), ErrMalformed, "nested deeper than 64"},
 	}
@@ -364,4 +364,28 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("second DTB() differs (%v)", err)
 		}
 	})
+}
+
+// Names longer than the spec's 31 characters, which dtc only warns about
+// and real bindings use, parse and round-trip; an overlay with one
+// applies.
+func TestLongNames(t *testing.T) {
+	const prop = "snps,dis-u2-freeclk-exists-quirk" // 32 characters, a dwc3 binding
+	base, err := (&Machine{CPUs: 1, Virtio: []VirtioMMIO{{Base: 0xd0000000, Pin: 16, GPIO: &GPIOController{Lines: 8}}}}).DTB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := dtctest.CompileDTS(t, []byte("/dts-v1/; /plugin/; &gpio0 { "+prop+"; };"))
+	out, err := ApplyOverlays(base, ov)
+	if err != nil {
+		t.Fatalf("ApplyOverlays: %v", err)
+	}
+	tr, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Lookup("/virtio@d0000000/gpio").Prop(prop) == nil {
+		t.Errorf("no %s in the result", prop)
+	}
+	dtctest.CheckDTB(t, out)
 }

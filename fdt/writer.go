@@ -24,6 +24,10 @@ const (
 	headerSize   = 40 // struct fdt_header, ten big-endian u32
 	reserveEntry = 16 // struct fdt_reserve_entry, two big-endian u64
 	maxNameLen   = 31 // node and property names, not counting "@unit"
+	// maxReadNameLen bounds names in trees Parse reads: dtc only warns
+	// about names longer than the spec's 31 characters, and real
+	// bindings have them ("snps,dis-u2-freeclk-exists-quirk").
+	maxReadNameLen = 255
 )
 
 // ErrName reports a node or property name that the Devicetree
@@ -53,11 +57,12 @@ type Writer struct {
 	hasChild []bool
 	roots    int
 	err      error
+	maxName  int // longest name allowed: maxNameLen, or maxReadNameLen for a read Tree
 }
 
 // NewWriter returns a Writer for an empty tree.
 func NewWriter() *Writer {
-	return &Writer{offsets: make(map[string]uint32)}
+	return &Writer{offsets: make(map[string]uint32), maxName: maxNameLen}
 }
 
 func (w *Writer) fail(format string, args ...any) {
@@ -90,7 +95,7 @@ func (w *Writer) BeginNode(name string) {
 	case len(w.hasChild) == 0 && name != "":
 		w.fail("root node named %q, want \"\"", name)
 		return
-	case len(w.hasChild) > 0 && !ValidNodeName(name):
+	case len(w.hasChild) > 0 && !validNodeName(name, w.maxName):
 		w.fail("node name %q", name)
 		return
 	}
@@ -132,7 +137,7 @@ func (w *Writer) Property(name string, value []byte) {
 	case w.hasChild[len(w.hasChild)-1]:
 		w.fail("property %q after a child node", name)
 		return
-	case !ValidPropertyName(name):
+	case !validPropertyName(name, w.maxName):
 		w.fail("property name %q", name)
 		return
 	case uint64(len(value)) > math.MaxUint32:
@@ -244,19 +249,23 @@ func (w *Writer) Finish() ([]byte, error) {
 // Specification allows (section 2.2.1): 1 to 31 characters from
 // [0-9a-zA-Z,._+-], optionally followed by "@" and a non-empty unit
 // address of the same characters.
-func ValidNodeName(s string) bool {
+func ValidNodeName(s string) bool { return validNodeName(s, maxNameLen) }
+
+func validNodeName(s string, max int) bool {
 	base, unit, hasUnit := strings.Cut(s, "@")
 	if hasUnit && (unit == "" || !allIn(unit, nodeChars)) {
 		return false
 	}
-	return base != "" && len(base) <= maxNameLen && allIn(base, nodeChars)
+	return base != "" && len(base) <= max && allIn(base, nodeChars)
 }
 
 // ValidPropertyName reports whether s is a property name the Devicetree
 // Specification allows (section 2.2.4): 1 to 31 characters from
 // [0-9a-zA-Z,._+?#-].
-func ValidPropertyName(s string) bool {
-	return s != "" && len(s) <= maxNameLen && allIn(s, propChars)
+func ValidPropertyName(s string) bool { return validPropertyName(s, maxNameLen) }
+
+func validPropertyName(s string, max int) bool {
+	return s != "" && len(s) <= max && allIn(s, propChars)
 }
 
 // ValidLabel reports whether s can be a label in dts source (section

@@ -3,6 +3,8 @@ package gvmmtest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -10,11 +12,14 @@ import (
 )
 
 // Line is a snapshot of one simulated line: the direction, output level
-// and interrupt type the guest set, and the input level the host drives.
+// and interrupt type the guest set, what the host and any models drive,
+// its pull, the level the host's side gives it (Input) and the level
+// everything resolves to (Level), and its conflicts (see gpio.Sim).
 type Line = gpio.LineState
 
 // Change is one entry of a bank's change log: when, which line, what
-// changed (direction, output, input, irq) from what to what.
+// changed (direction, output, input: a drive of the host or a model, irq,
+// pull, conflict) from what to what, and the line's level after it.
 type Change = gpio.Change
 
 // MaxChanges bounds a bank's change log; past it the oldest entries are
@@ -24,7 +29,8 @@ type Change = gpio.Change
 const MaxChanges = 1 << 16
 
 // Bank is a simulated GPIO bank of a VM, seen from the host: it drives the
-// lines' inputs and watches what the guest does with them. Its methods
+// lines from the host's side and watches what the guest (and any model)
+// does with them. Its methods
 // fail the test (from the test's goroutine) on a line the bank does not
 // have or a wait that times out.
 type Bank struct {
@@ -91,12 +97,20 @@ func (b *Bank) record(c Change) {
 		case gpio.ChangeOutput:
 			l.Output = c.To
 		case gpio.ChangeInput:
-			l.Input = c.To
+			setDrive(l, c.Driver, gpio.Drive(c.To))
 		case gpio.ChangeIRQType:
 			l.IRQType = gpio.IRQType(c.To)
+		case gpio.ChangePull:
+			l.Pull = gpio.Pull(c.To)
+		case gpio.ChangeConflict:
+			l.Conflict = c.To == 1
+			if l.Conflict {
+				l.Conflicts++
+			}
 		}
-		l.Level = c.Level
+		l.Level, l.Input = c.Level, c.Input
 		e.after = *l
+		e.after.Models = slices.Clone(l.Models) // l's own changes later
 	}
 	b.seq++
 	e.seq = b.seq
@@ -109,6 +123,28 @@ func (b *Bank) record(c Change) {
 	}
 	close(b.changed)
 	b.changed = make(chan struct{})
+}
+
+// setDrive records driver's new drive d on l: the host's, or a model
+// pin's ("NAME.PIN"), which the first change of it adds to l.Models.
+func setDrive(l *Line, driver string, d gpio.Drive) {
+	if driver == gpio.HostDriver {
+		l.Host = d
+		return
+	}
+	i := strings.LastIndexByte(driver, '.')
+	name, pin := driver, 0
+	if i >= 0 {
+		name = driver[:i]
+		pin, _ = strconv.Atoi(driver[i+1:])
+	}
+	for j := range l.Models {
+		if m := &l.Models[j]; m.Model == name && m.Pin == pin {
+			m.Drive = d
+			return
+		}
+	}
+	l.Models = append(l.Models, gpio.ModelDrive{Model: name, Pin: pin, Drive: d})
 }
 
 func (b *Bank) close() {
@@ -133,8 +169,10 @@ func (b *Bank) Sim() *gpio.Sim { return b.sim }
 // Lines returns the number of lines.
 func (b *Bank) Lines() int { return b.sim.Lines() }
 
-// Set drives line's input to v (0 or 1), as a device wired to it would.
-// The guest sees it while the line is not an output.
+// Set makes the host drive line at v (0 or 1), as a device wired to it
+// would, until Release. The guest reads the line's resolved level while
+// it is not an output: v, unless a model drives 0 against a 1 (see
+// gpio.Sim).
 func (b *Bank) Set(line int, v int) {
 	b.helper()
 	if v != 0 && v != 1 {
@@ -254,8 +292,8 @@ func (b *Bank) history(line, n int) string {
 }
 
 // Changes returns the bank's change log since boot, oldest first: every
-// direction, output level and interrupt type the guest set and every input
-// the host drove, timestamped. It keeps the last MaxChanges entries; if
+// direction, output level and interrupt type the guest set, every drive
+// of the host and the models, pulls and conflicts, timestamped. It keeps the last MaxChanges entries; if
 // older ones were dropped the log starts with a gpio.ChangeLost entry
 // counting them, and changes the watcher missed are a gpio.ChangeLost
 // entry in their place.
@@ -290,5 +328,9 @@ func IRQ(t gpio.IRQType) func(Line) bool {
 }
 
 func describe(l Line) string {
-	return fmt.Sprintf("direction %v, output %d, input %d, irq %v", l.Direction, l.Output, l.Input, l.IRQType)
+	s := fmt.Sprintf("direction %v, output %d, input %d, level %d, irq %v, pull %v, drivers %s", l.Direction, l.Output, l.Input, l.Level, l.IRQType, l.Pull, l.Drivers())
+	if l.Conflicts > 0 {
+		s += fmt.Sprintf(", conflict %v (%d so far)", l.Conflict, l.Conflicts)
+	}
+	return s
 }

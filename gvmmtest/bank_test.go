@@ -3,6 +3,7 @@ package gvmmtest
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,49 @@ func TestUnknownBank(t *testing.T) {
 		if !strings.Contains(failed, tc.want) {
 			t.Errorf("Bank(%d): %q, want %q", tc.bank, failed, tc.want)
 		}
+	}
+}
+
+type lowModel struct{}
+
+func (lowModel) Attached(w *gpio.Wires) { w.Drive(0, gpio.DriveLow) }
+
+func (lowModel) Changed(*gpio.Wires, int, uint8, time.Time) {}
+
+// TestChangeLogState: each entry's line state follows every kind of
+// change, as the bank itself reports it: the host's drive and its
+// release, a pull, a model's drive and a conflict.
+func TestChangeLogState(t *testing.T) {
+	sim, err := gpio.NewSim(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := &VM{fail: func(format string, args ...any) { t.Errorf(format, args...) }}
+	b := newBank(vm, 0, "sim:2", sim, nil, sim.Close)
+	defer b.close()
+	steps := []func() error{
+		func() error { return sim.SetInput(1, 1) },
+		func() error { return sim.SetDrive(1, gpio.DriveReleased) },
+		func() error { return sim.SetPull(1, gpio.PullUp) },
+		func() error { _, err := sim.Attach("m", lowModel{}, 1); return err },
+		func() error { return sim.SetDirection(1, gpio.DirectionOut, 1) }, // against the model: a conflict
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, step := range steps {
+		must(t, step())
+		want, err := sim.Line(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The log reaches exactly the bank's state (or WaitFor fails
+		// the test, naming the line's changes).
+		b.WaitFor(ctx, 1, func(l Line) bool { return reflect.DeepEqual(l, want) })
+		if t.Failed() {
+			t.Fatalf("step %d: the log never had the bank's state %s", i, describe(want))
+		}
+	}
+	if l := b.Line(1); !l.Conflict || l.Conflicts != 1 || len(l.Models) != 1 {
+		t.Errorf("final state: %s", describe(l))
 	}
 }

@@ -21,7 +21,8 @@
 // exit status, binary-safe and without a size limit on the way (see
 // internal/agentwire). VM.Run runs a command to its end; VM.Start starts
 // one in the background, whose output a test can wait for line by line.
-// VM.Bank gives a simulated bank: Set drives an input, Line reads a
+// VM.Bank gives a simulated bank: Set and Release drive a line from the
+// host's side or let go of it, Line reads a
 // line's state now, WaitFor waits for a line to pass through a state (in
 // order, like an expect script, so a pulse that is already over counts),
 // Changes returns the timestamped log of everything the guest and the

@@ -35,6 +35,18 @@ type Overlay struct {
 	DTB  []byte
 }
 
+// overlayError is an overlay's error from fdt, named after the overlay.
+type overlayError struct {
+	name string
+	err  error
+}
+
+func (e overlayError) Error() string {
+	return "device tree overlay " + e.name + ": " + strings.TrimPrefix(e.err.Error(), "fdt: overlay: ")
+}
+
+func (e overlayError) Unwrap() error { return e.err }
+
 // virtioSlot is where virtio device i lives: its MMIO window and its
 // IO-APIC pin (edge rising, signalled through an irqfd). DeviceTree and
 // attachVirtio both take them from here.
@@ -53,10 +65,9 @@ func (m *Memory) CheckRange(gpa, n uint64) error {
 // local APIC and IO-APIC, the power-off register, a virtio-mmio node for
 // each of c.Virtio (at the address and IO-APIC pin attachVirtio gives it,
 // with its GPIO controller child, if any) and c.LEDs and c.Keys, with
-// c.Overlays applied in order. Nothing
-// else in c matters, and the virtio devices themselves are not looked at:
-// a VirtioDevice with only GPIO set describes the same tree, so a tree can
-// be built without KVM or a guest.
+// c.Overlays applied in order. Nothing else in c matters, and the virtio
+// devices themselves are not looked at: a VirtioDevice with only GPIO set
+// describes the same tree, so a tree can be built without KVM or a guest.
 func DeviceTree(c Config) ([]byte, error) {
 	if len(c.Virtio) > MaxVirtio {
 		return nil, fmt.Errorf("device tree: %d virtio devices: at most %d", len(c.Virtio), MaxVirtio)
@@ -75,7 +86,7 @@ func DeviceTree(c Config) ([]byte, error) {
 	}
 	for _, o := range c.Overlays {
 		if dtb, err = fdt.ApplyOverlays(dtb, o.DTB); err != nil {
-			return nil, fmt.Errorf("device tree overlay %s: %w", o.Name, err)
+			return nil, overlayError{o.Name, err}
 		}
 	}
 	return dtb, nil

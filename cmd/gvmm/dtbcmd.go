@@ -15,16 +15,17 @@ const dtbUsage = `Usage: gvmm dtb [gvmm run flags] -o FILE
 Writes the flattened device tree (DTB) that 'gvmm run' with the same flags
 gives the guest: CPUs, APICs, power-off register, a virtio-mmio node with a
 GPIO controller for each --gpio, the gpio-leds and gpio-keys devices of
---led and --key, with each --dt-overlay applied. It needs neither KVM nor a kernel. The flags are checked
-as 'gvmm run' checks them; those that do not change the tree (--kernel,
---initrd, --append, --cmd, --control, --name, --mem: RAM is described by
-the e820 map, not the tree) are accepted and ignored.
+--led and --key, with each --dt-overlay applied. It needs neither KVM nor
+a kernel. The flags are checked as 'gvmm run' checks them; those that do
+not change the tree (--kernel, --initrd, --append, --cmd, --control,
+--name, --model, --mem: RAM is described by the e820 map, not the tree)
+are accepted and ignored.
 
   -o FILE   where to write the blob; - for standard output
 
 Example:
   gvmm dtb --gpio sim:8 --led status=0:0 --key 28=0:1 -o - | dtc -I dtb -O dts
-  gvmm dtb --gpio sim:2,pull-up=0-1 --dt-overlay eeprom.dtso -o - | dtc -O dts
+  gvmm dtb --gpio sim:2,pull-up=0-1 --dt-overlay eeprom.dtso -o - | dtc -I dtb -O dts
 
 Flags of gvmm run:
 `

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +147,35 @@ func TestOverlayHog(t *testing.T) {
 	t.Logf("gpioinfo: %s", line3)
 	if !strings.Contains(line3, `"reset"`) || !strings.Contains(line3, "output") || !strings.Contains(line3, "[used]") {
 		t.Errorf("gpioinfo's line 3: %q, want it used by \"reset\" as an output\n%s", line3, out)
+	}
+}
+
+// TestModelFlag: gvmm run's --model and --dt-overlay, end to end: the
+// EEPROM holds file='s bytes, and the guest's at24 reads them.
+func TestModelFlag(t *testing.T) {
+	needKVM(t)
+	rom := []byte("gvmm's EEPROM, from a file")
+	path := filepath.Join(t.TempDir(), "rom.bin")
+	if err := os.WriteFile(path, rom, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := gvmmRun(t, "read the EEPROM through --model", "--append", quietCmdline,
+		"--gpio", "sim:2,pull-up=0-1,names=scl,sda", "--model", "at24c02=0:0,1,file="+path,
+		"--dt-overlay", eepromOverlay,
+		"--cmd", fmt.Sprintf("od -An -tx1 -v -N%d %s", len(rom), eepromDev))
+	if r.status != 0 {
+		t.Fatalf("status %d, stderr %q", r.status, r.stderr)
+	}
+	var got []byte
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if b, err := hex.DecodeString(strings.Join(strings.Fields(l), "")); err == nil && len(b) > 0 && len(got) < len(rom) {
+			got = append(got, b...)
+		}
+	}
+	if !bytes.Equal(got, rom) {
+		t.Errorf("the guest read %q, want %q; console:\n%s", got, rom, r.stdout)
+	}
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("warnings for a well-formed bus: %q", r.stderr)
 	}
 }

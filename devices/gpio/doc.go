@@ -45,8 +45,9 @@
 // client at a time and dropped if it is not read within 10 s. A popped
 // chain lives only while its request is handled and holds at most the
 // queue size (256) buffers. Models (Sim.Attach) are the host's, not the
-// guest's: what they hold is theirs, and what the bank queues for them is
-// bounded by MaxCascade per call.
+// guest's: what they hold is theirs; the bank delivers them at most
+// MaxCascade changes per call, and queues at most that many times the
+// model pins on one line.
 //
 // # Configuration space
 //

@@ -74,11 +74,10 @@ type Sim struct {
 	conflicts uint64
 	// taps are the model pins attached to each line that has any.
 	taps map[int][]tap
-	// pending are the level changes models have yet to hear of, and
-	// delivering says a call is delivering them (see notify).
-	pending    []notice
-	delivering bool
-	cutOff     uint64
+	// pending are the level changes models have yet to hear of (see
+	// unlock).
+	pending []notice
+	cutOff  uint64
 }
 
 type simLine struct {

@@ -70,9 +70,9 @@ func TestSimErrors(t *testing.T) {
 	}
 }
 
-// The host's input on an output line is remembered but overridden by what
-// the guest drives; it becomes the level when the line stops being an
-// output.
+// The host's drive on an output line is a conflict: the guest's output
+// wins, the host's drive is kept, and it becomes the level when the line
+// stops being an output.
 func TestSimInputOnOutput(t *testing.T) {
 	s := mustSim(t, 1)
 	must := func(err error) {

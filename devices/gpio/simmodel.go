@@ -216,25 +216,24 @@ func (s *Sim) drive(a *Attachment, pin int, d Drive) {
 	s.changedBy(line, old, fmt.Sprintf("%s.%d", a.name, pin), from, d)
 }
 
-// unlock tells models of the level changes pending, unless an outer call
-// is already doing so, and unlocks s.mu. Every method that can change a
-// level unlocks through it.
+// unlock tells models of the level changes pending and unlocks s.mu.
+// Every method that can change a level unlocks through it, so a model
+// hears of a change before the call that made it returns. Models run
+// with s.mu held, so whatever they drive is appended to pending and
+// delivered by the same loop. A model that panics leaves the bank
+// unlocked and its pending changes dropped.
 func (s *Sim) unlock() {
-	if !s.delivering {
-		s.delivering = true
-		for n := 0; len(s.pending) > 0; n++ {
-			if n == MaxCascade {
-				s.cutOff += uint64(len(s.pending))
-				break
-			}
-			nt := s.pending[0]
-			s.pending = s.pending[1:]
-			if !nt.tap.a.gone {
-				nt.tap.a.m.Changed(&Wires{s: s, a: nt.tap.a}, nt.tap.pin, nt.level, nt.time)
-			}
+	defer s.mu.Unlock()
+	defer func() { s.pending = nil }()
+	for n := 0; len(s.pending) > 0; n++ {
+		if n == MaxCascade {
+			s.cutOff += uint64(len(s.pending))
+			return
 		}
-		s.pending = nil
-		s.delivering = false
+		nt := s.pending[0]
+		s.pending = s.pending[1:]
+		if !nt.tap.a.gone {
+			nt.tap.a.m.Changed(&Wires{s: s, a: nt.tap.a}, nt.tap.pin, nt.level, nt.time)
+		}
 	}
-	s.mu.Unlock()
 }

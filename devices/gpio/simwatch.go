@@ -62,8 +62,9 @@ type Change struct {
 	// pin as "NAME.PIN" (the model's name given to Attach, the pin's
 	// number).
 	Driver string
-	// Level is the line's level after the change.
-	Level uint8
+	// Level is the line's level after the change, and Input what the
+	// host's side gives it then (LineState.Input).
+	Level, Input uint8
 	// Lost is, for ChangeLost, how many changes were not delivered.
 	Lost uint64
 }
@@ -104,8 +105,9 @@ func (c Change) String() string {
 // next ones are counted instead of queued.
 const WatchLimit = 1 << 14
 
-// Watch subscribes to every change of every line: directions and output
-// levels the guest sets, input levels the host sets, trigger types.
+// Watch subscribes to every change of every line: directions, output
+// levels and trigger types the guest sets, what the host and each model
+// pin drive, pulls, and conflicts starting and ending.
 // Changes arrive in the order they happened. A slow reader never slows the
 // Sim: once it is WatchLimit changes behind, further changes are counted,
 // not queued, until it has read the backlog; it then gets one ChangeLost
@@ -148,6 +150,7 @@ func (s *Sim) changedBy(line int, old simLine, driver string, from, to Drive) {
 	l := &s.lines[line]
 	now := s.now()
 	level, conflict := s.resolve(line, l)
+	input := s.farSide(line, l)
 	l.level = level
 	if conflict && !l.conflict {
 		l.conflicts++
@@ -158,7 +161,7 @@ func (s *Sim) changedBy(line int, old simLine, driver string, from, to Drive) {
 		if from == to {
 			return
 		}
-		c := Change{Time: now, Line: line, Kind: k, From: from, To: to, Level: level, Driver: driver}
+		c := Change{Time: now, Line: line, Kind: k, From: from, To: to, Level: level, Input: input, Driver: driver}
 		for w := range s.watchers {
 			w.push(c)
 		}

@@ -250,3 +250,33 @@ func TestSimAttachErrors(t *testing.T) {
 		t.Error("SetPull(3)")
 	}
 }
+
+type panicModel struct{}
+
+func (panicModel) Changed(*Wires, int, uint8, time.Time) { panic("model bug") }
+
+// A model that panics does not leave the bank locked.
+func TestSimModelPanic(t *testing.T) {
+	s := mustSim(t, 1)
+	if _, err := s.Attach("bad", panicModel{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the model's panic did not reach the caller")
+			}
+		}()
+		_ = s.SetInput(0, 1)
+	}()
+	done := make(chan struct{})
+	go func() {
+		_, _ = s.Get(0)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bank stayed locked after a model panicked")
+	}
+}

@@ -66,7 +66,11 @@ func compileOverlay(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: overlay source needs dtc to compile it: install device-tree-compiler (apt-get install device-tree-compiler), or give a compiled .dtbo", path)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(dtc, "-@", "-q", "-I", "dts", "-O", "dtb", "-o", "-", path)
+	arg := path
+	if strings.HasPrefix(arg, "-") {
+		arg = "./" + arg // a file, not an option
+	}
+	cmd := exec.Command(dtc, "-@", "-q", "-I", "dts", "-O", "dtb", "-o", "-", arg)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())

@@ -56,6 +56,19 @@ func TestRequests(t *testing.T) {
 		}},
 		{"set input", Request{Op: "set", Line: 2, Value: 1}, "", nil},
 		{"input seen", Request{Op: "get", Line: 2}, "", func(r Response) bool { return r.Line.Input == 1 }},
+		{"host drives it", Request{Op: "get", Line: 2}, "", func(r Response) bool {
+			return r.Line.Host == "1" && r.Line.Drivers == "host=1" && r.Line.Pull == "none" && !r.Line.Conflict
+		}},
+		{"release", Request{Op: "release", Line: 2}, "", nil},
+		{"released", Request{Op: "get", Line: 2}, "", func(r Response) bool {
+			return r.Line.Host == "released" && r.Line.Input == 0 && r.Line.Level == 0
+		}},
+		{"release on a host bank", Request{Op: "release", Bank: 1, Line: 0}, "bank 1 is host GPIO lines", nil},
+		{"release of no line", Request{Op: "release", Line: 9}, "9", nil},
+		{"conflict: the host drives 0 against the guest's 1", Request{Op: "set", Line: 1, Value: 0}, "", nil},
+		{"conflict seen", Request{Op: "get", Line: 1}, "", func(r Response) bool {
+			return r.Line.Conflict && r.Line.Conflicts == 1 && r.Line.Level == 1
+		}},
 		{"list", Request{Op: "list"}, "", func(r Response) bool {
 			return len(r.Banks) == 2 && len(r.Banks[0]) == 4 && r.Banks[0][0].Name == "a" && len(r.Banks[1]) == 0
 		}},

@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -216,7 +217,7 @@ func (e *EEPROM) Load(b []byte) error {
 }
 
 // ReadAt copies memory from off into p (io.ReaderAt). It reads fewer than
-// len(p) bytes, with an error, only at the end of the memory.
+// len(p) bytes only at the end of the memory, with io.EOF.
 func (e *EEPROM) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 || off > EEPROMSize {
 		return 0, fmt.Errorf("models: offset %d outside a %d-byte EEPROM", off, EEPROMSize)
@@ -225,7 +226,7 @@ func (e *EEPROM) ReadAt(p []byte, off int64) (int, error) {
 	defer e.mu.Unlock()
 	n := copy(p, e.mem[off:])
 	if n < len(p) {
-		return n, fmt.Errorf("models: read of %d bytes at %d past the end of a %d-byte EEPROM", len(p), off, EEPROMSize)
+		return n, io.EOF // io.ReaderAt: fewer bytes only at the end, with io.EOF
 	}
 	return n, nil
 }

@@ -52,10 +52,15 @@ step() {
 	echo "    done in $(( $(date +%s) - s ))s (total $(( $(date +%s) - _t0 ))s)" >&2
 }
 
-# inputs_hash FILE... -- WORD...: a short hash of files and words.
+# inputs_hash FILE... -- WORD...: a short hash of files and words. A file
+# counts by its contents and its name, not its directory, so that every
+# checkout of the same tree shares the cache.
 inputs_hash() {
 	{
-		while [ $# -gt 0 ] && [ "$1" != -- ]; do sha256sum "$1"; shift; done
+		while [ $# -gt 0 ] && [ "$1" != -- ]; do
+			echo "$(sha256sum <"$1" | cut -c1-64) ${1##*/}"
+			shift
+		done
 		[ "${1:-}" = -- ] && shift
 		echo "$@"
 	} | sha256sum | cut -c1-16

@@ -159,7 +159,7 @@ func TestModelFlag(t *testing.T) {
 	if err := os.WriteFile(path, rom, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := gvmmRun(t, "read the EEPROM through --model", "--append", quietCmdline,
+	r := gvmmRun(t, "read the EEPROM through --model", "run", "--append", quietCmdline,
 		"--gpio", "sim:2,pull-up=0-1,names=scl,sda", "--model", "at24c02=0:0,1,file="+path,
 		"--dt-overlay", eepromOverlay,
 		"--cmd", fmt.Sprintf("od -An -tx1 -v -N%d %s", len(rom), eepromDev))

@@ -490,11 +490,12 @@ func (s *Sim) farSide(i int, l *simLine) uint8 {
 	return v
 }
 
-// resolve computes line i's level and whether it is in conflict.
-func (s *Sim) resolve(i int, l *simLine) (level uint8, conflict bool) {
+// resolve computes line i's level, what the host's side gives it
+// (input), and whether it is in conflict.
+func (s *Sim) resolve(i int, l *simLine) (level, input uint8, conflict bool) {
 	v, low, high := s.farSideConflict(i, l)
 	if l.dir == DirectionOut {
-		return l.out, (l.out == 1 && low) || (l.out == 0 && high)
+		return l.out, v, (l.out == 1 && low) || (l.out == 0 && high)
 	}
-	return v, low && high
+	return v, v, low && high
 }

@@ -149,8 +149,7 @@ func (s *Sim) changed(line int, old simLine, driver string) {
 func (s *Sim) changedBy(line int, old simLine, driver string, from, to Drive) {
 	l := &s.lines[line]
 	now := s.now()
-	level, conflict := s.resolve(line, l)
-	input := s.farSide(line, l)
+	level, input, conflict := s.resolve(line, l)
 	l.level = level
 	if conflict && !l.conflict {
 		l.conflicts++

@@ -78,7 +78,9 @@ func Initrd(path string) Option { return func(c *config) { c.initrd = path } }
 // Memory sets the guest's RAM in bytes (default DefaultMemory).
 func Memory(bytes uint64) Option { return func(c *config) { c.mem = bytes } }
 
-// CPUs sets the number of vCPUs (default 1; gvmm boots exactly one for now).
+// CPUs sets the number of vCPUs, 1 to vmm.MaxCPUs (default 1). The guest
+// brings up the others itself (INIT and SIPI through the in-kernel local
+// APIC); the project's guest kernel has CONFIG_NR_CPUS=64.
 func CPUs(n int) Option { return func(c *config) { c.cpus = n } }
 
 // Sim adds a simulated GPIO bank of n lines, the first ones named names

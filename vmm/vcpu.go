@@ -113,8 +113,13 @@ func (v *vcpu) run() error {
 	v.tid.Store(int32(unix.Gettid()))
 	fd := v.fd.Fd()
 	for !v.vm.stopped() {
-		if err := kvm.Run(fd); err != nil {
+		exited, err := kvmRun(fd)
+		if err != nil {
 			return fmt.Errorf("vCPU %d: KVM_RUN: %w", v.id, err)
+		}
+		if !exited {
+			v.answerDump()
+			continue
 		}
 		switch kvm.ExitType(v.kr.ExitReason) {
 		case kvm.EXITIO:
@@ -159,14 +164,43 @@ func (v *vcpu) run() error {
 		default:
 			return fmt.Errorf("vCPU %d: unexpected exit %v", v.id, kvm.ExitType(v.kr.ExitReason))
 		}
-		// A plain load on every exit; the swap only when a dump was asked.
-		if v.dump.Load() != nil {
-			if ch := v.dump.Swap(nil); ch != nil {
-				*ch <- fmt.Sprintf("vCPU %d: %s", v.id, v.regsString())
-			}
-		}
+		v.answerDump()
 	}
 	return nil
+}
+
+// kvmRunIoctl is KVM_RUN, _IO(KVMIO, 0x80).
+const kvmRunIoctl = 0xae80
+
+// kvmRun enters the guest once. exited says whether KVM filled in an exit
+// for the loop to handle; it is false when KVM_RUN returned EINTR (a
+// signal, or immediate_exit) or EAGAIN. EAGAIN is what an application
+// processor gets while it waits for INIT and SIPI (KVM_MP_STATE_UNINITIALIZED
+// in arch/x86/kvm/x86.c: kvm_arch_vcpu_ioctl_run blocks, accepts the
+// event and returns -EAGAIN without touching kvm_run->exit_reason). The
+// vCPU must simply run again, as QEMU's kvm_cpu_exec does; gokvm's
+// kvm.Run hides the errno, and the stale exit reason it leaves (0,
+// KVM_EXIT_UNKNOWN, before the first exit) stopped vCPU 1 of every SMP
+// guest.
+func kvmRun(fd uintptr) (exited bool, err error) {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, kvmRunIoctl, 0)
+	switch e {
+	case 0:
+		return true, nil
+	case unix.EINTR, unix.EAGAIN:
+		return false, nil
+	}
+	return false, e
+}
+
+// answerDump writes the registers to a waiting DumpState. It costs a plain
+// load on every exit; the swap only when a dump was asked.
+func (v *vcpu) answerDump() {
+	if v.dump.Load() != nil {
+		if ch := v.dump.Swap(nil); ch != nil {
+			*ch <- fmt.Sprintf("vCPU %d: %s", v.id, v.regsString())
+		}
+	}
 }
 
 // regsString describes where the vCPU is, for error messages.

@@ -26,6 +26,13 @@ const (
 	identityMap = 0xfffbc000
 	// MinMemory is the least RAM New accepts.
 	MinMemory = 32 << 20
+	// MaxCPUs is the most vCPUs New accepts: the device tree gives vCPU n
+	// the local APIC ID n, and an xAPIC ID is 8 bits with 0xff meaning
+	// broadcast. The host's KVM may allow fewer (KVM_CAP_MAX_VCPUS), and
+	// the project's guest kernel brings up at most 64 (CONFIG_NR_CPUS).
+	MaxCPUs = 255
+	// capMaxVCPUs is KVM_CAP_MAX_VCPUS, which gokvm does not name.
+	capMaxVCPUs kvm.Capability = 66
 )
 
 // Config describes a VM.
@@ -33,8 +40,8 @@ type Config struct {
 	Kernel    []byte // bzImage
 	Initrd    []byte // initramfs, optional
 	Cmdline   string
-	MemSize   uint64 // bytes of RAM
-	CPUs      int
+	MemSize   uint64           // bytes of RAM
+	CPUs      int              // vCPUs, 1 to MaxCPUs
 	Console   io.Writer        // the UART's output
 	SetupData []boot.SetupData // extra setup_data entries
 	Virtio    []VirtioDevice   // on virtio-mmio, in the device tree
@@ -91,8 +98,8 @@ type VM struct {
 
 // New creates a VM from c and loads the guest into it.
 func New(c Config) (_ *VM, err error) {
-	if c.CPUs < 1 {
-		return nil, fmt.Errorf("need at least one vCPU, got %d", c.CPUs)
+	if c.CPUs < 1 || c.CPUs > MaxCPUs {
+		return nil, fmt.Errorf("%d vCPUs: want 1 to %d", c.CPUs, MaxCPUs)
 	}
 	if c.MemSize < MinMemory {
 		return nil, fmt.Errorf("%d MiB of RAM is too little: at least %d MiB", c.MemSize>>20, MinMemory>>20)
@@ -123,6 +130,9 @@ func New(c Config) (_ *VM, err error) {
 		if ok, _ := kvm.CheckExtension(kfd, cp); ok == 0 {
 			return nil, fmt.Errorf("%w: KVM lacks %v", ErrNoKVM, cp)
 		}
+	}
+	if max := maxVCPUs(kfd); c.CPUs > max {
+		return nil, fmt.Errorf("%d vCPUs: this host's KVM allows at most %d a VM (KVM_CAP_MAX_VCPUS)", c.CPUs, max)
 	}
 	fd, err := retryEINTR(func() (uintptr, error) { return kvm.CreateVM(kfd) })
 	if err != nil {
@@ -214,6 +224,18 @@ func New(c Config) (_ *VM, err error) {
 		return nil, fmt.Errorf("vCPU 0: %w", err)
 	}
 	return vm, nil
+}
+
+// maxVCPUs is how many vCPUs the host's KVM allows a VM: KVM_CAP_MAX_VCPUS,
+// else KVM_CAP_NR_VCPUS, else 4, as Documentation/virt/kvm/api.rst says
+// for KVM_CREATE_VCPU.
+func maxVCPUs(kfd uintptr) int {
+	for _, c := range []kvm.Capability{capMaxVCPUs, kvm.CapNRVCPUS} {
+		if n, err := kvm.CheckExtension(kfd, c); err == nil && n > 0 {
+			return int(n)
+		}
+	}
+	return 4
 }
 
 // logf writes a diagnostic line to Config.Log, if set.

@@ -112,7 +112,7 @@ func TestDTBErrors(t *testing.T) {
 	}{
 		{"no -o", []string{"--gpio", "sim:8"}, 2, "gvmm dtb: -o FILE is required (- for standard output) (see 'gvmm dtb --help')"},
 		{"stray argument", []string{"-o", "-", "x"}, 2, `gvmm dtb: unexpected argument "x"`},
-		{"run's checks", []string{"--cpus", "2", "-o", "-"}, 2, "gvmm dtb: --cpus 2"},
+		{"run's checks", []string{"--cpus", "256", "-o", "-"}, 2, "gvmm dtb: --cpus 256"},
 		{"too many banks", append(strings.Fields(strings.Repeat("--gpio sim:1 ", 9)), "-o", "-"), 2, "9 --gpio controllers: at most 8"},
 		{"unwritable", []string{"-o", "/nonexistent/dir/x.dtb"}, 1, "gvmm dtb: open /nonexistent/dir/x.dtb"},
 		{"no overlay file", []string{"--dt-overlay", "/nonexistent.dtbo", "-o", "-"}, 2, "open /nonexistent.dtbo"},

@@ -104,7 +104,7 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 		return err
 	})
 	fs.StringVar(&f.control, "control", "", "serve the simulated GPIO banks on a Unix socket at `path`\n(see 'gvmm gpio --help')")
-	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
+	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs, 1 to 255 (the host's KVM may allow fewer; the project's guest kernel brings up 64)")
 	fs.StringVar(&f.logFile, "log", "", "write gvmm's diagnostics (what the guest's drivers did that a device\n"+
 		"refused, a broken queue, ...) to `file` instead of standard error")
 	fs.BoolVar(&f.verbose, "verbose", false, "also log how each device is wired (ioeventfd/irqfd or the fallback)")
@@ -203,11 +203,8 @@ func (f *runFlags) check() error {
 	if f.mem < vmm.MinMemory {
 		return fmt.Errorf("--mem %dM is too little: the guest needs at least %dM", f.mem>>20, vmm.MinMemory>>20)
 	}
-	if f.cpus != 1 {
-		// A second vCPU stops with KVM_EXIT_UNKNOWN when the guest starts
-		// it (seen under the nested test host); until that is understood
-		// gvmm boots one.
-		return fmt.Errorf("--cpus %d: gvmm boots exactly 1 vCPU for now", f.cpus)
+	if f.cpus < 1 || f.cpus > vmm.MaxCPUs {
+		return fmt.Errorf("--cpus %d: want 1 to %d vCPUs", f.cpus, vmm.MaxCPUs)
 	}
 	if len(f.gpios) > vmm.MaxVirtio {
 		return fmt.Errorf("%d --gpio controllers: at most %d", len(f.gpios), vmm.MaxVirtio)

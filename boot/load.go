@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ const (
 	offSetupSects      = 0x1f1
 	offHeaderMagic     = 0x202
 	offVersion         = 0x206
+	offKernelVersion   = 0x20e
 	offTypeOfLoader    = 0x210
 	offLoadFlags       = 0x211
 	offRamdiskImage    = 0x218
@@ -98,6 +100,33 @@ var (
 	ErrNo64Bit    = errors.New("kernel has no 64-bit entry point")
 	ErrNoRoom     = errors.New("does not fit in guest memory")
 )
+
+// maxKernelVersion bounds the version string KernelVersion reads.
+const maxKernelVersion = 256
+
+// KernelVersion returns the human-readable version string a bzImage
+// carries (the setup header's kernel_version: "6.1.172-gvmm (root@vm) ...
+// #1 SMP ..."), or "" if it has none or k is not a bzImage. It reads at
+// most 256 bytes and never past k.
+func KernelVersion(k []byte) string {
+	if len(k) < 0x264 || le32(k, offHeaderMagic) != headerMagic {
+		return ""
+	}
+	p := le16(k, offKernelVersion)
+	if p == 0 {
+		return ""
+	}
+	start := 0x200 + int(p)
+	if start >= len(k) {
+		return ""
+	}
+	s := k[start:min(len(k), start+maxKernelVersion)]
+	n := bytes.IndexByte(s, 0)
+	if n < 0 {
+		return ""
+	}
+	return string(s[:n])
+}
 
 // Load writes the kernel, initrd, command line, boot_params, page tables
 // and GDT into mem, which is guest RAM starting at address 0, and returns

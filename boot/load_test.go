@@ -219,3 +219,47 @@ func TestLoadErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestKernelVersion(t *testing.T) {
+	withVersion := func(p uint16, s string) []byte {
+		return fakeKernel(func(k []byte) {
+			binary.LittleEndian.PutUint16(k[offKernelVersion:], p)
+			copy(k[0x200+int(p):], s)
+		})
+	}
+	long := withVersion(0x300, strings.Repeat("x", 300)) // no NUL within the bound
+	for _, tt := range []struct {
+		name string
+		k    []byte
+		want string
+	}{
+		{"version", withVersion(0x300, "6.1.172-gvmm (root@vm) #1 SMP\x00"), "6.1.172-gvmm (root@vm) #1 SMP"},
+		{"none", fakeKernel(nil), ""},
+		{"past the end", fakeKernel(func(k []byte) { binary.LittleEndian.PutUint16(k[offKernelVersion:], 0xfff0) }), ""},
+		{"unterminated", long, ""},
+		{"not a bzImage", []byte("hello"), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := KernelVersion(tt.k); got != tt.want {
+				t.Errorf("KernelVersion = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzLoad loads arbitrary bzImages, initrds and command lines (all of
+// them the user's) into a small guest memory: Load and KernelVersion must
+// return an error or a result, never panic, and never write past mem.
+func FuzzLoad(f *testing.F) {
+	f.Add(fakeKernel(nil), []byte("initrd"), "console=ttyS0")
+	f.Add(fakeKernel(func(k []byte) { k[offSetupSects] = 0 }), []byte{}, "")
+	f.Add([]byte("HdrS"), []byte{}, "x")
+	mem := make([]byte, 40*mib) // reused: the fuzz function runs one call at a time
+	f.Fuzz(func(t *testing.T, kernel, initrd []byte, cmdline string) {
+		_ = KernelVersion(kernel)
+		st, err := Load(mem, Config{Kernel: kernel, Initrd: initrd, Cmdline: cmdline, RAM: []Region{{Addr: 0, Size: uint64(len(mem))}}})
+		if err == nil && st == nil {
+			t.Fatal("Load returned neither state nor error")
+		}
+	})
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/gvmm/gvmm/boot"
 	"github.com/gvmm/gvmm/devices/gpio"
 	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/fdt"
@@ -67,6 +68,20 @@ func gvmm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gvmm: unknown command %q (try 'gvmm help')\n", args[0])
 		return 2
 	}
+}
+
+// projectKernel is in the version string of every kernel images/build-image.sh
+// builds (CONFIG_LOCALVERSION in images/kernel.config): those carry the
+// project's gpio-virtio patches (images/patches).
+const projectKernel = "-gvmm "
+
+// versionOrUnknown names a kernel by its release ("6.1.172"), the first
+// word of its version string.
+func versionOrUnknown(v string) string {
+	if f := strings.Fields(v); len(f) > 0 {
+		return f[0]
+	}
+	return "version unknown"
 }
 
 // defaultCmdline is the kernel command line when --append is not given.
@@ -340,12 +355,11 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	for _, k := range f.keys {
-		if k.Controller() > 0 {
-			// Seen with the default image: Linux 6.1's gpio-virtio.c has
-			// one static irq_chip for all its devices; gpiolib hooks it
-			// for the first and leaves the others' hooks NULL.
-			fmt.Fprintf(stderr, "gvmm: warning: --key %q uses controller %d: Linux 6.1's gpio-virtio (the default image's) crashes on interrupts of any controller but the first\n", k.Value(), k.Controller())
+	if v := boot.KernelVersion(kernel); !strings.Contains(v, projectKernel) {
+		for _, k := range f.keys {
+			if k.Controller() > 0 {
+				fmt.Fprintf(stderr, "gvmm: note: --key %q is on controller %d: Linux's gpio-virtio before v6.15 shares one irq_chip between controllers and crashes on interrupts of any but the first; if this kernel (%s) lacks upstream commit 84693df49dac, apply images/patches/0002-gpio-virtio-one-irq-chip-per-device.patch or put the key on controller 0\n", k.Value(), k.Controller(), versionOrUnknown(v))
+			}
 		}
 	}
 	// Diagnostics go to --log FILE or to stderr, one line each, at a

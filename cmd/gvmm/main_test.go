@@ -15,7 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -78,6 +80,24 @@ func gvmmRun(t *testing.T, step string, args ...string) result {
 	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
 }
 
+// lockedBuffer is a bytes.Buffer that may be read while it is written.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // running is a gvmm started in the background whose console is read line
 // by line.
 type running struct {
@@ -85,7 +105,7 @@ type running struct {
 	ctx    context.Context
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr bytes.Buffer
+	stderr lockedBuffer    // read while gvmm still writes it
 	seen   strings.Builder // the console lines waitLine has read
 	sock   string          // its --control socket, if any
 	input  io.WriteCloser  // gvmm's standard input: it types on the guest's console
@@ -165,20 +185,26 @@ func TestGuestRunsCommandAndPowersOff(t *testing.T) {
 
 func TestGuestEnds(t *testing.T) {
 	needKVM(t)
+	const panicked = "gvmm: guest kernel panic: Kernel panic - not syncing: sysrq triggered crash"
 	tests := []struct {
 		name    string
+		cpus    int
 		script  string
 		status  int
 		console string // expected on stdout
 		stderr  string // expected on stderr
 	}{
-		{"command status", "echo failing; exit 7", 7, "failing", ""},
-		{"reboot", "reboot -f", 0, "", ""},
-		{"panic", "echo c > /proc/sysrq-trigger", 1, "", "gvmm: guest kernel panic: Kernel panic - not syncing: sysrq triggered crash"},
+		{"command status", 1, "echo failing; exit 7", 7, "failing", ""},
+		{"reboot", 1, "reboot -f", 0, "", ""},
+		{"panic", 1, "echo c > /proc/sysrq-trigger", 1, "", panicked},
+		// With two vCPUs, each end comes from the second one.
+		{"poweroff from CPU 1", 2, "taskset -c 1 poweroff -f", 0, "", ""},
+		{"reboot from CPU 1", 2, "taskset -c 1 reboot -f", 0, "", ""},
+		{"panic on CPU 1", 2, "taskset -c 1 sh -c 'echo c > /proc/sysrq-trigger'", 1, "", panicked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := gvmmRun(t, tt.name, "run", "--append", quietCmdline, "--cmd", tt.script)
+			r := gvmmRun(t, tt.name, "run", "--append", quietCmdline, "--cpus", strconv.Itoa(tt.cpus), "--cmd", tt.script)
 			if r.status != tt.status {
 				t.Errorf("exit status %d, want %d\nconsole:\n%s\nstderr: %s", r.status, tt.status, r.stdout, r.stderr)
 			}

@@ -90,21 +90,31 @@ func TestSoak(t *testing.T) {
 		}
 		ops = n
 	}
-	const workers = 4
+	soak(t, ops, 4, 1)
+}
+
+// soak boots a guest with cpus vCPUs and has gpio-soak make ops operations
+// from workers processes (pinned to a CPU each when cpus > 1), then checks
+// every count against the device's; it logs gvmm's RSS and the rate.
+func soak(t *testing.T, ops, workers, cpus int) {
 	// The whole soak gets what the test binary's -timeout leaves, less a
 	// minute to report a stuck step by name.
 	timeout := 3 * time.Hour
 	if d, ok := t.Deadline(); ok {
 		timeout = time.Until(d) - time.Minute
 	}
+	pin := ""
+	if cpus > 1 {
+		pin = " -pin"
+	}
 	// The guest waits for a line on its console before and after the soak,
 	// so that the stats taken then count the soak and nothing else.
 	script := fmt.Sprintf(`echo SOAK-READY; read go
-gpio-soak -ops %d -workers %d; echo SOAK-EXIT $?
+gpio-soak -ops %d -workers %d%s; echo SOAK-EXIT $?
 echo SOAK-WARNINGS $(dmesg | grep -c 'WARNING:') $(dmesg | grep -m1 'WARNING:')
-read done`, ops, workers)
-	r, cl, _ := startControlledFor(t, timeout, "--append", quietCmdline, "--gpio", fmt.Sprintf("sim:%d", 2*workers),
-		"--initrd", guestInitrd(t, "gpio-soak"), "--cmd", script)
+read done`, ops, workers, pin)
+	r, cl, _ := startControlledFor(t, timeout, "--append", quietCmdline, "--cpus", strconv.Itoa(cpus),
+		"--gpio", fmt.Sprintf("sim:%d", 2*workers), "--initrd", guestInitrd(t, "gpio-soak"), "--cmd", script)
 	pid := r.cmd.Process.Pid
 	stats := func(step string) gpio.Stats {
 		t.Helper()
@@ -161,10 +171,21 @@ read done`, ops, workers)
 	r.waitLine("the guest command ends", "[gvmm] command exited with status 0")
 
 	var total, exit string
+	reported := 0 // worker lines
 	for _, l := range strings.Split(r.seen.String(), "\n") {
 		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, "gpio-soak: worker ") {
+		if w, ok := strings.CutPrefix(l, "gpio-soak: worker "); ok {
 			t.Log(l)
+			reported++
+			var i int
+			var cpu string
+			if _, err := fmt.Sscanf(w, "%d (lines", &i); err == nil && cpus > 1 {
+				_, after, _ := strings.Cut(w, "CPUs ")
+				cpu, _, _ = strings.Cut(after, ")")
+				if want := strconv.Itoa(i % cpus); cpu != want {
+					t.Errorf("step 'check the workers' CPUs': worker %d ran on CPUs %q, want only %s", i, cpu, want)
+				}
+			}
 		}
 		if s, ok := strings.CutPrefix(l, "gpio-soak: total "); ok {
 			total = s
@@ -181,6 +202,9 @@ read done`, ops, workers)
 	t.Logf("gvmm RSS: start %d KiB, middle %d KiB, end %d KiB; slope %+.1f KiB per 100k operations (first half %+.1f, second half %+.1f)",
 		rssStart, rssMiddle, rssEnd, slope(rssStart, rssEnd, ops), slope(rssStart, rssMiddle, ops/2), slope(rssMiddle, rssEnd, ops-ops/2))
 
+	if reported != workers {
+		t.Errorf("step 'check the workers': %d of %d workers reported their counts", reported, workers)
+	}
 	counts, err := parseSoakCounts(total)
 	if err != nil {
 		t.Fatalf("step 'read gpio-soak's total': %v", err)

@@ -27,7 +27,10 @@
 // waits for every device answer without a timeout, so finishing at all
 // means that every request was answered.
 //
-//	gpio-soak [-chip /dev/gpiochip0] [-ops 1000000] [-workers 4]
+//	gpio-soak [-chip /dev/gpiochip0] [-ops 1000000] [-workers 4] [-pin]
+//
+// With -pin, worker i runs under taskset -c on CPU i (modulo the CPUs
+// there are), and its line says which CPUs it was allowed.
 //
 // The soak test (cmd/gvmm TestSoak, `make soak`) puts it into the guest
 // image; `make guest-bins` builds it as a static binary.
@@ -39,10 +42,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/gvmm/gvmm/devices/gpio/cdev"
+	"golang.org/x/sys/unix"
 )
 
 // kind is what a worker counts.
@@ -112,12 +117,13 @@ func main() {
 	ops := flag.Int("ops", 1000000, "total number of operations")
 	workers := flag.Int("workers", 4, "number of worker processes")
 	w := flag.Int("worker", -1, "run as worker `i` (lines 2i and 2i+1) making -ops operations")
+	pin := flag.Bool("pin", false, "pin worker i to CPU i modulo the CPUs there are (taskset -c)")
 	flag.Parse()
 	var err error
 	if *w >= 0 {
 		err = worker(*chip, *w, *ops)
 	} else {
-		err = soak(*chip, *ops, *workers)
+		err = soak(*chip, *ops, *workers, *pin)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gpio-soak: %v\n", err)
@@ -126,7 +132,7 @@ func main() {
 }
 
 // soak runs the workers, relays their progress and sums their counts.
-func soak(chip string, ops, workers int) error {
+func soak(chip string, ops, workers int, pin bool) error {
 	c, err := cdev.OpenChip(chip)
 	if err != nil {
 		return err
@@ -147,6 +153,7 @@ func soak(chip string, ops, workers int) error {
 		worker int
 		done   int     // operations done so far
 		final  *counts // the worker's counts, once it has ended
+		cpus   string  // the CPUs it was allowed, as it said at its end
 		err    error
 	}
 	reports := make(chan report)
@@ -155,7 +162,13 @@ func soak(chip string, ops, workers int) error {
 		if i < ops%workers {
 			n++
 		}
-		cmd := exec.Command(self, "-chip", chip, "-worker", strconv.Itoa(i), "-ops", strconv.Itoa(n))
+		args := []string{self, "-chip", chip, "-worker", strconv.Itoa(i), "-ops", strconv.Itoa(n)}
+		if pin {
+			// taskset sets the affinity before the exec, so that every
+			// thread of the Go program inherits it.
+			args = append([]string{"taskset", "-c", strconv.Itoa(i % runtime.NumCPU())}, args...)
+		}
+		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -166,6 +179,7 @@ func soak(chip string, ops, workers int) error {
 		}
 		go func() {
 			var final *counts
+			var cpus string
 			var ferr error
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {
@@ -174,6 +188,8 @@ func soak(chip string, ops, workers int) error {
 					if d, err := strconv.Atoi(p); err == nil {
 						reports <- report{worker: i, done: d}
 					}
+				} else if s, ok := strings.CutPrefix(l, "cpus "); ok {
+					cpus = s
 				} else if s, ok := strings.CutPrefix(l, "counts "); ok {
 					c, err := parseCounts(s)
 					final, ferr = &c, err
@@ -188,7 +204,7 @@ func soak(chip string, ops, workers int) error {
 			if err != nil {
 				err = fmt.Errorf("worker %d: %v", i, err)
 			}
-			reports <- report{worker: i, final: final, err: err}
+			reports <- report{worker: i, final: final, cpus: cpus, err: err}
 		}()
 	}
 	fmt.Printf("gpio-soak: started %d workers for %d operations on %s\n", workers, ops, chip)
@@ -207,7 +223,7 @@ func soak(chip string, ops, workers int) error {
 				fmt.Fprintf(os.Stderr, "gpio-soak: %v\n", r.err)
 			}
 			if r.final != nil {
-				fmt.Printf("gpio-soak: worker %d (lines %d,%d): %v\n", r.worker, 2*r.worker, 2*r.worker+1, *r.final)
+				fmt.Printf("gpio-soak: worker %d (lines %d,%d; CPUs %s): %v\n", r.worker, 2*r.worker, 2*r.worker+1, r.cpus, *r.final)
 				for k, n := range r.final {
 					total[k] += n
 				}
@@ -232,7 +248,8 @@ func soak(chip string, ops, workers int) error {
 }
 
 // worker makes n operations on lines 2i (output) and 2i+1 (input), writing
-// "progress N" lines and at the end "counts ..." to its standard output.
+// "progress N" lines and at the end "cpus LIST" (the CPUs it may run on)
+// and "counts ..." to its standard output.
 func worker(chip string, i, n int) error {
 	c, err := cdev.OpenChip(chip)
 	if err != nil {
@@ -302,9 +319,25 @@ func worker(chip string, i, n int) error {
 			fmt.Fprintf(os.Stderr, "gpio-soak: worker %d: release: %v\n", i, err)
 		}
 	}
-	fmt.Printf("counts %v\n", cnt)
+	fmt.Printf("cpus %s\ncounts %v\n", allowedCPUs(), cnt)
 	if cnt[errs] != 0 {
 		return fmt.Errorf("worker %d: %d operations failed", i, cnt[errs])
 	}
 	return nil
+}
+
+// allowedCPUs lists the CPUs this process may run on ("0", "0,2"), from
+// sched_getaffinity.
+func allowedCPUs() string {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return "unknown"
+	}
+	var l []string
+	for c := 0; c < 1024; c++ {
+		if set.IsSet(c) {
+			l = append(l, strconv.Itoa(c))
+		}
+	}
+	return strings.Join(l, ",")
 }

@@ -127,7 +127,8 @@ gpiomon -F 'MON %o %e' -n 2 gpiochip0 3; echo MON-DONE`
 }
 
 // TestPassthroughReleases ends gvmm every way it can end while it holds
-// host lines and checks that the lines are free afterwards.
+// host lines and checks that the lines are free afterwards. The guests have
+// two vCPUs, and reboot and panic come from the second.
 func TestPassthroughReleases(t *testing.T) {
 	needGPIOSim(t)
 	chip := gpiosim.New(t, 4, nil, nil)
@@ -140,8 +141,8 @@ func TestPassthroughReleases(t *testing.T) {
 		stderr string
 	}{
 		{"guest poweroff", []string{"--cmd", "echo GUEST-UP"}, 0, 0, ""},
-		{"guest reboot", []string{"--cmd", "echo GUEST-UP; reboot -f"}, 0, 0, ""},
-		{"guest panic", []string{"--cmd", "echo GUEST-UP; echo c > /proc/sysrq-trigger"}, 0, 1, "guest kernel panic"},
+		{"guest reboot", []string{"--cmd", "echo GUEST-UP; taskset -c 1 reboot -f"}, 0, 0, ""},
+		{"guest panic", []string{"--cmd", "echo GUEST-UP; taskset -c 1 sh -c 'echo c > /proc/sysrq-trigger'"}, 0, 1, "guest kernel panic"},
 		{"SIGINT", []string{"--cmd", "echo GUEST-UP; sleep 1000"}, syscall.SIGINT, 130, "stopped by interrupt"},
 		{"SIGTERM", []string{"--cmd", "echo GUEST-UP; sleep 1000"}, syscall.SIGTERM, 143, "stopped by terminated"},
 		{"VMM error", []string{"--kernel", "/proc/self/exe"}, 0, 1, "not a bzImage"},
@@ -150,7 +151,7 @@ func TestPassthroughReleases(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 			defer cancel()
-			args := append([]string{"run", "--append", quietCmdline, "--gpio", spec}, tt.args...)
+			args := append([]string{"run", "--append", quietCmdline, "--cpus", "2", "--gpio", spec}, tt.args...)
 			r := start(t, ctx, args...)
 			if tt.name != "VMM error" {
 				r.waitLine("the guest runs its command", "GUEST-UP")

@@ -1,0 +1,31 @@
+package vmm
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestNewRefuses: a configuration New cannot boot is refused before any
+// KVM work, in a message naming the bound.
+func TestNewRefuses(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		c    Config
+		want string
+	}{
+		{"no vCPU", Config{CPUs: 0, MemSize: MinMemory}, "0 vCPUs: want 1 to 255"},
+		{"more vCPUs than APIC IDs", Config{CPUs: MaxCPUs + 1, MemSize: MinMemory}, "256 vCPUs: want 1 to 255"},
+		{"too little RAM", Config{CPUs: 1, MemSize: MinMemory - 1}, "too little"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			vm, err := New(tt.c)
+			if err == nil {
+				vm.Close()
+				t.Fatal("New accepted it")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("New: %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

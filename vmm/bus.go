@@ -13,6 +13,10 @@ type Device interface {
 // Bus maps address ranges (I/O ports or guest physical addresses) to
 // devices. Accesses that hit no device read as all ones and are otherwise
 // ignored, as on an ISA bus with nothing there.
+//
+// Add is for building the machine, before any vCPU runs. After that, Read
+// and Write are safe for concurrent use by the vCPU goroutines: they only
+// look the range up, and each device synchronises its own state.
 type Bus struct {
 	ranges []busRange // sorted by base
 }

@@ -170,10 +170,7 @@ func New(c Config) (_ *VM, err error) {
 	// Devices.
 	vm.console = &consoleWatch{w: c.Console, onPanic: func() { vm.stop(nil) }}
 	vm.uart = serial.New(vm.console, func(level bool) { vm.setIRQ(serial.COM1IRQ, level) })
-	vm.pio.Add(serial.COM1Base, serial.NumPorts, portFunc{
-		read:  func(off uint64, d []byte) { d[0] = vm.uart.Read(off) },
-		write: func(off uint64, d []byte) { vm.uart.Write(off, d[0]) },
-	})
+	vm.pio.Add(serial.COM1Base, serial.NumPorts, uartPorts(vm.uart))
 	// i8042: the status port reads as "nothing to do"; 0xfe on the command
 	// port pulses the reset line, which is how Linux reboots here.
 	vm.pio.Add(0x60, 5, portFunc{write: func(off uint64, d []byte) {
@@ -224,6 +221,16 @@ func New(c Config) (_ *VM, err error) {
 		return nil, fmt.Errorf("vCPU 0: %w", err)
 	}
 	return vm, nil
+}
+
+// uartPorts is u as the port bus sees it: one byte at offset off of its
+// eight ports. It is its own function so that the bus tests put the UART
+// on a Bus exactly as New does.
+func uartPorts(u *serial.UART) portFunc {
+	return portFunc{
+		read:  func(off uint64, d []byte) { d[0] = u.Read(off) },
+		write: func(off uint64, d []byte) { u.Write(off, d[0]) },
+	}
 }
 
 // maxVCPUs is how many vCPUs the host's KVM allows a VM: KVM_CAP_MAX_VCPUS,

@@ -10,7 +10,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 mkdir -p "$GVMM_CACHE"
 LOG=$GVMM_CACHE/image-build.log
-: >"$LOG"
 
 command -v go >/dev/null || { echo "build-image.sh: needs Go (to build images/gvmm-agent); install it or put it on PATH" >&2; exit 1; }
 need_pkgs linux-source-6.1 busybox-static gpiod libgpiod2 build-essential patch \
@@ -22,11 +21,19 @@ hash=$(inputs_hash "$here/kernel.config" "$here/init" "${patches[@]}" \
 	"$here/build-image.sh" "${agent_src[@]}" -- "$kver" "$(go env GOVERSION)" "$(pkg_version busybox-static)" \
 	"$(pkg_version gpiod)" "$(pkg_version libgpiod2)" "$(pkg_version libc6)")
 out=$GVMM_CACHE/image-$hash
-if [ -f "$out/bzImage" ] && [ -f "$out/initramfs.cpio.gz" ]; then
+cached() { [ -f "$out/bzImage" ] && [ -f "$out/initramfs.cpio.gz" ]; }
+# One build at a time: two checkouts (or two make runs) share the cache,
+# its kernel tree and its log, and a second build would clobber the first.
+if ! cached; then
+	exec 9>"$GVMM_CACHE/image.lock"
+	flock -n 9 || { echo "==> another build of the guest image is running (lock: $GVMM_CACHE/image.lock): waiting for it" >&2; flock 9; }
+fi
+if cached; then
 	ln -sfn "image-$hash" "$GVMM_CACHE/image"
 	echo "$out"
 	exit 0
 fi
+: >"$LOG"
 echo "==> building the guest image (log: $LOG)" >&2
 # The unpacked, patched source is kept for the next build with the same
 # patches.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -146,8 +147,19 @@ func (v *vcpu) run() error {
 			}
 		case kvm.EXITSHUTDOWN:
 			// A triple fault. Linux reboots through the i8042 first, so
-			// this is a guest that crashed too early to say so.
-			return fmt.Errorf("vCPU %d: guest triple fault (%s)", v.id, v.regsString())
+			// this is a guest that crashed too early to say so, unless
+			// its command line chose this way to reboot (reboot=t, as
+			// for QEMU's microvm, which has no i8042).
+			if v.vm.tripleReboot {
+				return nil
+			}
+			regs := v.regsString()
+			if strings.HasPrefix(regs, "RIP 0xfff0 ") {
+				// KVM on AMD INITs the vCPU at a shutdown intercept (the
+				// VMCB is undefined after one): what was there is lost.
+				regs += "; this is the reset state, as KVM on AMD leaves a vCPU after a shutdown: the registers at the fault are lost"
+			}
+			return fmt.Errorf("vCPU %d: guest triple fault (%s)", v.id, regs)
 		case kvm.EXITINTR:
 			// A signal: a kick from Close or DumpState, or Go's runtime.
 		case exitSystemEvent:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,6 +91,9 @@ type VM struct {
 	console     *consoleWatch
 	log         func(string)
 	verbose     bool
+	// tripleReboot: the command line asks Linux to reboot by triple
+	// fault (reboot=t), so one is the guest's reset, not a crash.
+	tripleReboot bool
 
 	stopOnce sync.Once
 	done     chan struct{}
@@ -184,6 +188,7 @@ func New(c Config) (_ *VM, err error) {
 	vm.pio.Add(0x80, 1, portFunc{})
 
 	vm.log, vm.verbose = c.Log, c.Verbose
+	vm.tripleReboot = rebootsByTripleFault(c.Cmdline)
 	if err := vm.attachVirtio(c.Virtio); err != nil {
 		return nil, err
 	}
@@ -245,6 +250,27 @@ func maxVCPUs(kfd uintptr) int {
 	return 4
 }
 
+// rebootsByTripleFault reports whether cmdline has Linux reboot by triple
+// fault: a reboot= option (a comma-separated list, read by
+// arch/x86/kernel/reboot.c's reboot_setup) with an entry starting with t.
+func rebootsByTripleFault(cmdline string) bool {
+	triple := false
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, "reboot="); ok {
+			for _, o := range strings.Split(v, ",") {
+				switch {
+				case strings.HasPrefix(o, "t"):
+					triple = true
+				case strings.HasPrefix(o, "a"), strings.HasPrefix(o, "k"), strings.HasPrefix(o, "b"),
+					strings.HasPrefix(o, "e"), strings.HasPrefix(o, "p"):
+					triple = false // a later reboot= method wins
+				}
+			}
+		}
+	}
+	return triple
+}
+
 // logf writes a diagnostic line to Config.Log, if set.
 func (vm *VM) logf(format string, args ...any) {
 	if vm.log != nil {
@@ -261,6 +287,10 @@ func (vm *VM) Input(p []byte) { vm.uart.Receive(p) }
 // Run runs the guest until it ends. A guest that resets or panics is not
 // an error; a vCPU that fails (an exit KVM could not handle) is.
 func (vm *VM) Run() (Exit, error) {
+	if vm.verbose {
+		// make bench splits the VMM's set-up from the guest's boot here.
+		vm.logf("set-up done: %d vCPU(s) enter the guest (first KVM_RUN)", len(vm.vcpus))
+	}
 	for _, v := range vm.vcpus {
 		go func(v *vcpu) { vm.stop(v.run()) }(v)
 	}

@@ -29,3 +29,23 @@ func TestNewRefuses(t *testing.T) {
 		})
 	}
 }
+
+func TestRebootsByTripleFault(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline string
+		want    bool
+	}{
+		{"console=ttyS0 quiet", false},
+		{"console=ttyS0 reboot=t", true},
+		{"reboot=triple panic=-1", true},
+		{"reboot=w,t", true},
+		{"reboot=t,k", false},
+		{"reboot=k", false},
+		{"reboot=t reboot=a", false},
+		{"noreboot=t", false},
+	} {
+		if got := rebootsByTripleFault(tc.cmdline); got != tc.want {
+			t.Errorf("rebootsByTripleFault(%q) = %v, want %v", tc.cmdline, got, tc.want)
+		}
+	}
+}

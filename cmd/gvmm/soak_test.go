@@ -71,7 +71,9 @@ var soakMessages = map[string]map[gpio.MsgType]uint64{
 var soakOps = []string{"set", "get", "dir-in", "dir-out", "irq-on", "irq-off"}
 
 // TestSoak is the soak campaign (make soak): gpio-soak makes GVMM_SOAK_OPS
-// (default 1,000,000) GPIO operations from 4 guest processes in one boot.
+// (default 1,000,000) GPIO operations from 4 guest processes in one boot,
+// on GVMM_SOAK_CPUS vCPUs (default 1; with more, each process is pinned to
+// one, and the nested host needs as many: GVMM_L1_CPUS).
 // Every one must be answered (the driver waits without a timeout: the
 // soak ending is the proof), none may fail, and the device's count of
 // requestq messages of each type must be what soakMessages predicts from
@@ -90,7 +92,15 @@ func TestSoak(t *testing.T) {
 		}
 		ops = n
 	}
-	soak(t, ops, 4, 1)
+	cpus := 1
+	if s := os.Getenv("GVMM_SOAK_CPUS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("GVMM_SOAK_CPUS=%q: want a positive number of vCPUs", s)
+		}
+		cpus = n
+	}
+	soak(t, ops, 4, cpus)
 }
 
 // soak boots a guest with cpus vCPUs and has gpio-soak make ops operations

@@ -84,10 +84,10 @@ soak: image l1 guest-bins
 # nested test host when there is no usable KVM. The table goes to
 # docs/bench/DATE.md, with a description of this host.
 BENCH_OUT = docs/bench/$(shell date -u +%F).md
-bench: image l1 guest-bins
+bench: build image l1 guest-bins
 	@echo "==> bench: gvmm and QEMU side by side (through $(L1EXEC)); table in $(BENCH_OUT)"
 	@mkdir -p bin docs/bench
-	{ GVMM_BENCH=1 $(GO) test -count=1 -timeout 3h -exec $(L1EXEC) -v -run '^TestBench$$' ./cmd/gvmm; echo $$? >bin/bench.rc; } | tee bin/bench.log; \
+	{ GVMM_BENCH=1 GVMM_BIN=$(CURDIR)/bin/gvmm $(GO) test -count=1 -timeout 3h -exec $(L1EXEC) -v -run '^TestBench$$' ./cmd/gvmm; echo $$? >bin/bench.rc; } | tee bin/bench.log; \
 	  [ "$$(cat bin/bench.rc)" = 0 ] || { echo "make bench: the bench failed (log: bin/bench.log)"; exit 1; }
 	@{ echo "# make bench, $$(date -u '+%F %H:%M UTC')"; echo; \
 	  echo "Host: $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(nproc) CPUs, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo), Linux $$(uname -r)$$( [ -e /sys/module/kvm_pvm ] && echo ', KVM: kvm_pvm (not usable for Linux guests), so both VMMs ran in the nested test host')."; echo; \

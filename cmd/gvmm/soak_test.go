@@ -84,23 +84,22 @@ func TestSoak(t *testing.T) {
 		t.Skip("the soak takes hours through the nested test host: run it with `make soak` (GVMM_SOAK=1; GVMM_SOAK_OPS sets the number of operations)")
 	}
 	needKVM(t)
-	ops := 1000000
-	if s := os.Getenv("GVMM_SOAK_OPS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("GVMM_SOAK_OPS=%q: want a positive number of operations", s)
-		}
-		ops = n
+	soak(t, envCount(t, "GVMM_SOAK_OPS", 1000000), 4, envCount(t, "GVMM_SOAK_CPUS", 1))
+}
+
+// envCount is the positive number in environment variable name, or def
+// if it is unset.
+func envCount(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
 	}
-	cpus := 1
-	if s := os.Getenv("GVMM_SOAK_CPUS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("GVMM_SOAK_CPUS=%q: want a positive number of vCPUs", s)
-		}
-		cpus = n
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, s)
 	}
-	soak(t, ops, 4, cpus)
+	return n
 }
 
 // soak boots a guest with cpus vCPUs and has gpio-soak make ops operations

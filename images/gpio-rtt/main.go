@@ -21,7 +21,7 @@
 // The tests put it into the guest image (see cmd/gvmm's guestInitrd);
 // `make guest-bins` builds it as a static binary.
 //
-//	gpio-rtt [-op set|get|mmio|echo] [-chip /dev/gpiochip0] [-line 0] [-in 1] [-addr 0xd0000000] [-n 2000]
+//	gpio-rtt [-op set|get|mmio|echo] [-chip /dev/gpiochip0] [-line 0] [-in 1] [-addr 0xd00fe000] [-n 2000]
 package main
 
 import (

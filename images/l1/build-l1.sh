@@ -10,7 +10,7 @@ set -euo pipefail
 
 # The kernel. Debian's cloud-amd64 flavour has no 9p (CONFIG_NET_9P is unset
 # in both 6.1 and 6.12), so this is the generic amd64 flavour of the same 6.1.
-KPKG=linux-image-6.1.0-48-amd64
+KPKG=linux-image-6.1.0-57-amd64
 KMETA=linux-image-amd64 # its meta-package: the fallback when KPKG is gone
 # Modules to load in the L1, in order; their dependencies are added.
 # gvmm_gpio_sim is ours (gpio-sim/Kbuild), not the package's.
@@ -29,7 +29,11 @@ need_pkgs qemu-system-x86 busybox-static cpio gzip xz-utils >&2
 
 # Candidate version of a package in the apt lists, empty if unknown.
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}'; }
+# Debian drops an old ABI's headers from the lists before its image (on
+# 2026-12-07 linux-image-6.1.0-48-amd64 was still there, its headers gone):
+# both must be there, or the meta-package's kernel is used.
 kver=$(candidate "$KPKG")
+[ -n "$(candidate "linux-headers-${KPKG#linux-image-}")" ] || kver=
 if [ -z "$kver" ]; then
 	new=$(apt-cache depends "$KMETA" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
 	[ -n "$new" ] || die "neither $KPKG nor $KMETA is in the apt lists (apt-get update?)"

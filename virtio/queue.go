@@ -60,13 +60,13 @@ func (q *Queue) LastAvail() uint16 { return q.lastAvail }
 // NextUsed is the used idx the device last published.
 func (q *Queue) NextUsed() uint16 { return q.nextUsed }
 
-// SetPositions sets the device's two positions in the rings, for a queue
+// StartAt sets the device's two positions in the rings, for a queue
 // that does not start from a reset: lastAvail is the next available ring
 // entry Pop takes, nextUsed the used idx already published (both counted
 // as signalled). A vhost-user back end takes over rings the front end
 // set up, with lastAvail from VHOST_USER_SET_VRING_BASE and nextUsed read
 // from the used ring.
-func (q *Queue) SetPositions(lastAvail, nextUsed uint16) {
+func (q *Queue) StartAt(lastAvail, nextUsed uint16) {
 	q.lastAvail, q.nextUsed, q.signalledUsed = lastAvail, nextUsed, nextUsed
 }
 

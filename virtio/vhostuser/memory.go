@@ -48,11 +48,10 @@ func mapTable(regions []MemoryRegion, fds []int) (t *memTable, err error) {
 	if err := checkRegions(regions); err != nil {
 		return nil, err
 	}
-	t = &memTable{regions: regions}
+	table := &memTable{regions: regions}
 	defer func() {
 		if err != nil {
-			t.unmap()
-			t = nil
+			table.unmap()
 		}
 	}()
 	page := uint64(os.Getpagesize())
@@ -78,10 +77,10 @@ func mapTable(regions []MemoryRegion, fds []int) (t *memTable, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("region %d: mmap %#x bytes at offset %#x: %v", i, length, r.MmapOffset-head, err)
 		}
-		t.mappings = append(t.mappings, b)
-		t.mem.Regions = append(t.mem.Regions, vmm.Region{GPA: r.GuestAddr, Host: b[head:length:length]})
+		table.mappings = append(table.mappings, b)
+		table.mem.Regions = append(table.mem.Regions, vmm.Region{GPA: r.GuestAddr, Host: b[head:length:length]})
 	}
-	return t, nil
+	return table, nil
 }
 
 const (

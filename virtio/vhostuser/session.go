@@ -249,7 +249,7 @@ func (s *session) queue(t *memTable, i int) (*virtio.Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q.SetPositions(r.base, used)
+	q.StartAt(r.base, used)
 	return q, nil
 }
 

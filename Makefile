@@ -9,13 +9,14 @@ L1EXEC   := $(CURDIR)/images/l1/l1-exec
 GUEST_PKGS := ./cmd/gvmm ./gvmmtest
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build image l1 run test lint unit guest-test guest-bins soak clean help
+.PHONY: all build image l1 run test lint unit guest-test guest-bins soak bench clean help
 
 all: build
 
 help:
 	@echo "make run    build or reuse the guest image and boot it (Ctrl-A x quits)"
 	@echo "make test   lint, unit tests, then tests that boot the real guest"
+	@echo "make bench  gvmm's figures side by side with QEMU's, with ratios and targets (bench/results/; ~30-60 min)"
 	@echo "make soak   1M guest GPIO operations in one boot: counts and gvmm's RSS (1.5-3 h)"
 	@echo "make image  build or reuse the guest image only"
 	@echo "make build  build bin/gvmm"
@@ -78,6 +79,17 @@ guest-test: image l1 guest-bins
 soak: image l1 guest-bins
 	@echo "==> soak: guest GPIO operations in one boot (through $(L1EXEC))"
 	GVMM_SOAK=1 $(GO) test -count=1 -timeout 3h -exec $(L1EXEC) -v -run '^TestSoak$$' ./cmd/gvmm
+
+# The bench, not part of make test (which runs its smoke mode): gvmm and
+# QEMU -M microvm and -M pc alternating, GVMM_BENCH_RUNS (10) runs of each,
+# in one nested test host when there is no usable KVM; it measures
+# bin/gvmm. bench/write-results.sh writes the report, with a description
+# of this host, to bench/results/DATE-TIME.md (UTC).
+bench: build image l1 guest-bins
+	@echo "==> bench: gvmm and QEMU side by side (through $(L1EXEC))"
+	@{ GVMM_BENCH=1 GVMM_BIN=$(CURDIR)/bin/gvmm $(GO) test -count=1 -timeout 3h -exec $(L1EXEC) -v -run '^TestBench$$' ./cmd/gvmm 2>&1; echo $$? >bin/bench.rc; } | tee bin/bench.log
+	@[ "$$(cat bin/bench.rc)" = 0 ] || { echo "make bench: the bench failed (log: bin/bench.log)"; exit 1; }
+	@bench/write-results.sh bin/bench.log
 
 clean:
 	rm -rf bin

@@ -36,9 +36,13 @@ Usage:
   gvmm dtb [flags] -o FILE
                        write the device tree that gvmm run with the same flags
                        gives the guest (-o - for standard output)
+  gvmm gpio-backend --socket PATH --gpio LINES
+                       serve a virtio-gpio controller to QEMU as a vhost-user
+                       back end
   gvmm help            show this help
 
-Run 'gvmm run --help' for the flags of run, 'gvmm dtb --help' for dtb's.
+Run 'gvmm run --help' for the flags of run, 'gvmm dtb --help' for dtb's,
+'gvmm gpio-backend --help' for gpio-backend's.
 
 Exit status: the status of the guest command given with --cmd, else 0 when
 the guest powers off or reboots; 1 when the guest kernel panics or gvmm
@@ -62,6 +66,8 @@ func gvmm(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return gpioCmd(args[1:], stdout, stderr)
 	case "dtb":
 		return dtbCmd(args[1:], stdout, stderr)
+	case "gpio-backend":
+		return backendCmd(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -276,3 +276,45 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestBackendRequestqOnly is QEMU 7.2's vhost-user-gpio-device, which
+// does not pass VIRTIO_GPIO_F_IRQ on to the guest: the guest's driver
+// sets up the requestq alone, QEMU starts only that ring (yet enables
+// both) and stops only it. The device runs without interrupts.
+func TestBackendRequestqOnly(t *testing.T) {
+	r := newRig(t)
+	s := connect(t, r.b)
+	fe := s.fe
+	fe.handshake()
+	g := newGuestRAM(t)
+	d := layOut(g)
+	fe.mustAck(SetFeatures, u64Payload(wantFeatures&^(1<<gpio.FeatureIRQ)))
+	fe.mustAck(SetMemTable, MemTableBytes(g.regions()), g.fd, g.fd)
+	v := &vring{d: d[0], kick: eventFD(t), call: eventFD(t)}
+	fe.mustAck(SetVringNum, state(0, testQueue))
+	fe.mustAck(SetVringBase, state(0, 0))
+	fe.mustAck(SetVringAddr, VringAddr{Index: 0, Desc: userAddr(d[0].DescAddr),
+		Used: userAddr(d[0].UsedAddr), Avail: userAddr(d[0].AvailAddr)}.Bytes())
+	fe.mustAck(SetVringKick, u64Payload(0), v.kick)
+	fe.mustAck(SetVringCall, u64Payload(0), v.call)
+	fe.mustAck(SetVringCall, u64Payload(1), eventFD(t)) // QEMU sets every ring's call
+	fe.mustAck(SetVringEnable, state(0, 1))
+	fe.mustAck(SetVringEnable, state(1, 1))
+
+	gpioOK(t, v, gpio.MsgTypeSetDirection, 0, uint32(gpio.DirectionOut))
+	gpioOK(t, v, gpio.MsgTypeSetValue, 0, 1)
+	if st, _ := r.sim.Line(0); st.Level != 1 {
+		t.Fatalf("line 0: %+v", st)
+	}
+	gpioOK(t, v, gpio.MsgTypeSetDirection, 1, uint32(gpio.DirectionIn))
+	if st, _ := gpioReq(t, v, gpio.MsgTypeSetIRQType, 1, uint32(gpio.IRQTypeEdgeBoth)); st != gpio.StatusERR {
+		t.Errorf("SET_IRQ_TYPE without VIRTIO_GPIO_F_IRQ: %v, want ERR", st)
+	}
+	p := fe.call(GetVringBase, state(0, 0))
+	if n := binary.LittleEndian.Uint32(p[4:]); n != uint32(d[0].AvailIdx()) {
+		t.Errorf("GET_VRING_BASE 0 = %d, want %d", n, d[0].AvailIdx())
+	}
+	if st, _ := r.sim.Line(0); st.Direction != gpio.DirectionNone {
+		t.Errorf("line 0 after the ring stopped: %+v, want released", st)
+	}
+}

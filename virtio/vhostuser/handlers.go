@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+
+	"github.com/gvmm/gvmm/virtio"
 )
 
 // handlers are the requests the back end implements. A handler checks
@@ -153,8 +155,10 @@ func (s *session) setMemTable(m *Message) error {
 	return s.maybeActivate()
 }
 
-// setVringNum: VHOST_USER_SET_VRING_NUM. A power of two up to the
-// device's maximum for the ring.
+// setVringNum: VHOST_USER_SET_VRING_NUM. A power of two up to a split
+// ring's largest, 32768: the front end's transport decided the size with
+// the guest, not the device (QEMU's virtio-mmio offers every queue 1024
+// entries, whatever the device's own maximum, Device.QueueMaxSizes).
 func (s *session) setVringNum(m *Message) error {
 	st, r, err := s.vringState(m)
 	if err != nil {
@@ -163,8 +167,8 @@ func (s *session) setVringNum(m *Message) error {
 	if err := stopped(r, st.Index); err != nil {
 		return err
 	}
-	if st.Num == 0 || st.Num&(st.Num-1) != 0 || st.Num > uint32(r.maxSize) {
-		return fmt.Errorf("ring %d: size %d: want a power of two up to %d", st.Index, st.Num, r.maxSize)
+	if st.Num == 0 || st.Num&(st.Num-1) != 0 || st.Num > virtio.MaxQueueSize {
+		return fmt.Errorf("ring %d: size %d: want a power of two up to %d", st.Index, st.Num, virtio.MaxQueueSize)
 	}
 	r.size = uint16(st.Num)
 	return nil

@@ -16,7 +16,7 @@ const PollInterval = time.Millisecond
 // Only the session's goroutine touches it, except notify, which the
 // kicker reads.
 type ring struct {
-	maxSize uint16
+	maxSize uint16    // the device's maximum (Device.QueueMaxSizes)
 	size    uint16    // SET_VRING_NUM; maxSize until set
 	addr    VringAddr // SET_VRING_ADDR, user addresses
 	hasAddr bool

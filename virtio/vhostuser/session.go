@@ -233,7 +233,7 @@ func (s *session) queue(t *memTable, i int) (*virtio.Queue, error) {
 		gpa[k] = a
 	}
 	q := &virtio.Queue{
-		MaxSize:      r.maxSize,
+		MaxSize:      r.size, // the front end's choice (setVringNum)
 		Size:         r.size,
 		DescAddr:     gpa[0],
 		DriverAddr:   gpa[1],

@@ -27,7 +27,7 @@ const (
 	testMemSize  = 1 << 20
 	testUserBase = 0x7f12_3400_0000 // where the "front end" has guest RAM
 	testUserGap  = 0x1000_0000      // the second region's user addresses are elsewhere
-	testQueue    = 1024 // as QEMU's virtio-mmio has guests make them, past the device's 256
+	testQueue    = 1024             // as QEMU's virtio-mmio has guests make them, past the device's 256
 	timeout      = 5 * time.Second
 )
 

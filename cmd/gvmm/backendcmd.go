@@ -35,7 +35,8 @@ to connect is served; a simulated bank keeps its pulls and what the host
 drives. SIGINT or SIGTERM ends gvmm gpio-backend (exit status 0),
 releasing host lines.
 
-Example, with QEMU 7.2 or later (Debian 12's) and a microvm guest:
+Example, with QEMU 7.2 (Debian 12's) and a microvm guest (without KVM, use
+-accel tcg and drop -cpu host):
 
   gvmm gpio-backend --socket /tmp/gpio.sock --gpio sim:8 --control /tmp/gvmm.sock &
   qemu-system-x86_64 -M microvm,acpi=off -accel kvm -cpu host -m 256 -nographic \

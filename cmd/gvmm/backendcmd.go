@@ -187,11 +187,14 @@ func backendCmd(args []string, stdout, stderr io.Writer) int {
 	}
 
 	b := &vhostuser.Backend{Device: dev, Log: logger.Log, Verbose: f.verbose}
-	stopped := make(chan os.Signal, 1)
+	stopped, done := make(chan os.Signal, 1), make(chan struct{})
+	defer close(done)
 	go func() {
-		if s, ok := <-sigs; ok {
+		select {
+		case s := <-sigs:
 			stopped <- s
 			_ = b.Close()
+		case <-done:
 		}
 	}()
 	fmt.Fprintf(stderr, "gvmm gpio-backend: serving --gpio %s (%d lines) on %s for QEMU's vhost-user-gpio-device\n", g.Value(), g.Lines(), absPath(f.socket))

@@ -165,7 +165,7 @@ func gpioCell(gs []gpioSample, na string, f func(gpioSample) time.Duration) cell
 // report is TestBench's Markdown report.
 func (b *bench) report(vmms []bootVMM, boots map[string][]bootSample, gpios map[string][]gpioSample, backendNA string, d densityResult, took time.Duration) string {
 	var s strings.Builder
-	mode := fmt.Sprintf("full: %d runs of each VMM per figure, alternating (gvmm, QEMU microvm, QEMU pc, gvmm GPIO, ...), after one warm-up run of each that is not counted", b.mode.runs)
+	mode := fmt.Sprintf("full: %d runs of each VMM per figure, alternating (gvmm, QEMU microvm, QEMU pc, gvmm GPIO, QEMU + gpio-backend GPIO, gvmm, ...), after one warm-up run of each that is not counted", b.mode.runs)
 	if !b.mode.full {
 		mode = "smoke (make test): one run of each, no warm-up; not a measurement"
 	}
@@ -268,7 +268,7 @@ mapping of guest RAM's size: gvmm's anonymous mapping, QEMU's pc.ram).
 			"echo ÷ set " + ratio(echo, setG), "≤ 2× set", ratioOff(echo, setG, 2)},
 		{"host edge → guest → host, p99, gvmm's clock", echo99.String(), "–", "echo p99 ÷ set p99 " + ratio(echo99, setG99), "≤ 2× set", ratioOff(echo99, setG99, 2)},
 		{"the same echo as the bench saw it through --control, median / p99", echoC.String() + " / " + echoC99.String(), "–", "–", "–", "–"},
-		{"VMM memory: RSS beyond guest RAM after the GPIO runs", memG.String(), memQ.String(), ratio(memG, memQ), "≤ 10 MiB", memOff},
+		{"VMM memory: RSS beyond guest RAM after the GPIO runs (QEMU: its own and the back end's)", memG.String(), memQ.String(), ratio(memG, memQ), "≤ 10 MiB", memOff},
 	}
 	fmt.Fprintf(&s, "\n### GPIO (256 MiB guest, one simulated bank of 8 lines; gpio-rtt: %d requests a run, %d echoed edges)\n\n", b.mode.gpioN, b.mode.echoN)
 	s.WriteString(table([]string{"figure", "gvmm (device in-process)", "QEMU microvm + gvmm gpio-backend (vhost-user)", "ratio", "target", "off target"}, tr))

@@ -129,8 +129,11 @@ func TestBench(t *testing.T) {
 		if q, backendNA, err = b.gpioQEMUVhostUser(); err != nil {
 			t.Fatalf("GPIO round trips in QEMU + gvmm gpio-backend, %s: %v", what, err)
 		}
-		if backendNA == "" && i >= 0 {
-			gpios["qemu"] = append(gpios["qemu"], q)
+		if backendNA == "" {
+			t.Logf("QEMU + gvmm gpio-backend GPIO, %s: set %v, get %v (medians)", what, q.set.median, q.get.median)
+			if i >= 0 {
+				gpios["qemu"] = append(gpios["qemu"], q)
+			}
 		}
 	}
 
@@ -160,6 +163,9 @@ func TestBench(t *testing.T) {
 	}
 	if len(gpios["gvmm"]) != mode.runs {
 		t.Errorf("gvmm: %d GPIO runs, want %d", len(gpios["gvmm"]), mode.runs)
+	}
+	if backendNA == "" && len(gpios["qemu"]) != mode.runs {
+		t.Errorf("QEMU + gvmm gpio-backend: %d GPIO runs, want %d", len(gpios["qemu"]), mode.runs)
 	}
 	for _, g := range gpios["qemu"] {
 		if err := g.check(0, false); err != nil {
@@ -407,8 +413,9 @@ func (b *bench) gpioGVMM() (gpioSample, error) {
 
 // gpioRun reads a GPIO run's figures from p's console (the MMIO floor's
 // if mmio), echoes edges through the control socket ctl (if not ""), reads
-// p's memory at the pause and lets the guest reboot.
-func (b *bench) gpioRun(ctx context.Context, p *qemuboot.Proc, ctl string, guestRAM uint64, mmio bool) (gpioSample, error) {
+// p's memory at the pause (adding what processes also hold beyond guest
+// RAM) and lets the guest reboot.
+func (b *bench) gpioRun(ctx context.Context, p *qemuboot.Proc, ctl string, guestRAM uint64, mmio bool, also ...int) (gpioSample, error) {
 	var g gpioSample
 	for _, m := range []struct {
 		op string
@@ -440,6 +447,13 @@ func (b *bench) gpioRun(ctx context.Context, p *qemuboot.Proc, ctl string, guest
 	var err error
 	if g.mem, err = qemuboot.ReadMemory(p.Cmd.Process.Pid, guestRAM); err != nil {
 		return g, fmt.Errorf("step 'read the VMM's memory': %w", err)
+	}
+	for _, pid := range also {
+		m, err := qemuboot.ReadMemory(pid, guestRAM)
+		if err != nil {
+			return g, fmt.Errorf("step 'read the back end's memory': %w", err)
+		}
+		g.mem.RSS += m.BeyondGuestRAM()
 	}
 	if err := p.Type("go\n"); err != nil {
 		return g, fmt.Errorf("step 'let the guest reboot': %w", err)
@@ -523,28 +537,44 @@ func echoEdges(ctx context.Context, ctl string, n int) (device, client []time.Du
 }
 
 // gpioQEMUVhostUser is the other GPIO column: QEMU -M microvm with `gvmm
-// gpio-backend` serving the same device code over vhost-user. It returns
-// the run, or why there is none (the column then says so).
-//
-// To fill in once the back end exists: start `gvmm gpio-backend` on a
-// socket in b.dir with one simulated bank of 8 lines, boot
-// qemuboot.Config{Binary: b.qemu, Machine: qemuboot.MachineMicrovm,
-// Kernel: b.kernel, Initrd: b.gpioInitrd, MemMiB: 256, VhostUserGPIO:
-// sock, Append: b.script("GPIO script (QEMU)", gpioScript(n, 0, false))}
-// (no MMIO floor: that page is gvmm's; no echo: QEMU 7.2 offers the guest
-// no GPIO interrupts through vhost-user), b.note its command lines, and
-// return b.gpioRun(ctx, p, "", 256<<20, false) with the back end's RSS added to
-// QEMU's.
+// gpio-backend` serving the same device code over vhost-user, one
+// simulated bank of 8 lines, the same gpio-rtt set and get (no MMIO
+// floor: that page is gvmm's; no echo: QEMU 7.2 offers the guest no GPIO
+// interrupts through vhost-user). Its memory is QEMU's and the back end's
+// beyond guest RAM (which they share). It returns the run, or why there
+// is none (the column then says so).
 func (b *bench) gpioQEMUVhostUser() (g gpioSample, na string, err error) {
 	if b.qemu == "" {
 		return g, "n/a (no qemu-system-x86_64)", nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 	if err := b.gvmmCommand(ctx, "gpio-backend", "--help").Run(); err != nil {
 		return g, "n/a (no gvmm gpio-backend yet)", nil
 	}
-	return g, "n/a (gvmm gpio-backend exists; the bench does not run it yet: gpioQEMUVhostUser in cmd/gvmm/bench_test.go)", nil
+	sock := filepath.Join(b.dir, "vhost-gpio.sock")
+	args := []string{"gpio-backend", "--socket", sock, "--gpio", "sim:8"}
+	b.note("gvmm gpio-backend (GPIO runs under QEMU)", append([]string{b.gvmmName()}, args...))
+	be, err := qemuboot.Start(b.gvmmCommand(ctx, args...))
+	if err != nil {
+		return g, "", err
+	}
+	defer be.Kill()
+	if _, err := be.WaitFor(ctx, "gvmm gpio-backend listens", qemuboot.Stderr, "gvmm gpio-backend: serving"); err != nil {
+		return g, "", err
+	}
+	c := qemuboot.Config{Binary: b.qemu, Machine: qemuboot.MachineMicrovm, Kernel: b.kernel, Initrd: b.gpioInitrd,
+		MemMiB: 256, VhostUserGPIO: sock, Append: b.script("GPIO script under QEMU", gpioScript(b.mode.gpioN, 0, false))}
+	b.note("QEMU microvm (GPIO runs, with gvmm gpio-backend; the initrd is the image's plus bin/guest/gpio-rtt)", append([]string{c.Binary}, c.Args()...))
+	p, err := qemuboot.Start(c.Command(ctx))
+	if err != nil {
+		return g, "", err
+	}
+	defer p.Kill()
+	if g, err = b.gpioRun(ctx, p, "", c.GuestRAM(), false, be.Cmd.Process.Pid); err != nil {
+		return g, "", fmt.Errorf("%w\ngvmm gpio-backend: %s", err, be.Tail(20))
+	}
+	return g, "", nil
 }
 
 // densityResult is what the density run found.

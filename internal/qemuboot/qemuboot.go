@@ -374,14 +374,20 @@ type Memory struct {
 func (m Memory) BeyondGuestRAM() uint64 { return m.RSS - m.GuestRAM }
 
 // guardSlack is how much larger than guest RAM its mapping may be (a VMM
-// may round it up or add a guard page).
+// may round it up, add a guard page, or the kernel merge a neighbour in).
 const guardSlack = 4 << 20
 
+// memfdRAM begins the path of a mapping of QEMU's -object
+// memory-backend-memfd in smaps: QEMU maps it whole, a vhost-user back
+// end in pieces (one per region of its memory table).
+const memfdRAM = "/memfd:memory-backend-memfd"
+
 // ReadMemory reads /proc/PID/smaps: the process's RSS, and that of its
-// guest RAM of guestRAM bytes (the one mapping of that size, give or take
-// guardSlack, with the most resident; gvmm's anonymous mapping, QEMU's
-// memory backend: anonymous for -m alone, /memfd:mem with a
-// memory-backend-memfd).
+// mappings of guest RAM of guestRAM bytes: every mapping of QEMU's memfd
+// memory backend if there is one (QEMU with shared memory, or a
+// vhost-user back end), else the one mapping of guest RAM's size, give or
+// take guardSlack, with the most resident (gvmm's anonymous mapping,
+// QEMU's for -m alone).
 func ReadMemory(pid int, guestRAM uint64) (Memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
@@ -399,7 +405,8 @@ func ReadMemory(pid int, guestRAM uint64) (Memory, error) {
 func ParseSmaps(r io.Reader, guestRAM uint64) (Memory, error) {
 	var m Memory
 	var header string
-	var size uint64
+	var size, memfd, sized uint64
+	var memfdMaps []string
 	found := false
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -432,15 +439,23 @@ func ParseSmaps(r io.Reader, guestRAM uint64) (Memory, error) {
 		}
 		rss := kb << 10
 		m.RSS += rss
-		if size >= guestRAM && size <= guestRAM+guardSlack && (!found || rss > m.GuestRAM) {
-			m.GuestRAM, m.GuestRAMMapping, found = rss, header, true
+		if h := strings.Fields(header); len(h) > 5 && strings.HasPrefix(h[5], memfdRAM) {
+			memfd += rss
+			memfdMaps = append(memfdMaps, header)
+		} else if size >= guestRAM && size <= guestRAM+guardSlack && (!found || rss > sized) {
+			sized, m.GuestRAMMapping, found = rss, header, true
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return Memory{}, err
 	}
-	if !found {
-		return Memory{}, errors.New("no mapping of guest RAM's size " + strconv.FormatUint(guestRAM>>20, 10) + " MiB")
+	switch {
+	case memfdMaps != nil:
+		m.GuestRAM, m.GuestRAMMapping = memfd, strings.Join(memfdMaps, "\n")
+	case found:
+		m.GuestRAM = sized
+	default:
+		return Memory{}, errors.New("no mapping of guest RAM's size " + strconv.FormatUint(guestRAM>>20, 10) + " MiB, nor of " + memfdRAM)
 	}
 	return m, nil
 }

@@ -98,6 +98,13 @@ func TestParseSmaps(t *testing.T) {
 Size:             262148 kB
 Rss:               40000 kB
 `, 256 << 20, 3000 + 30720 + 4000 + 40000, 40000, "7f0020000000-", ""},
+		{"QEMU's memfd: its mappings, whatever their size", smapsGVMM + `7f0020000000-7f0030000000 rw-s 00000000 00:01 3 /memfd:memory-backend-memfd (deleted)
+Size:             261120 kB
+Rss:                 192 kB
+7f0040000000-7f00400f0000 rw-s 00000000 00:01 3 /memfd:memory-backend-memfd (deleted)
+Size:                960 kB
+Rss:                   8 kB
+`, 256 << 20, 3000 + 30720 + 4000 + 200, 200, "7f0020000000-", ""},
 		{"no mapping of that size", smapsGVMM, 64 << 20, 0, 0, "", "no mapping of guest RAM's size 64 MiB"},
 		{"garbage", "hello world\n", 64 << 20, 0, 0, "", "unexpected line"},
 		{"bad number", "0-1 rw-p 0 0:0 0\nRss: x kB\n", 64 << 20, 0, 0, "", "invalid syntax"},

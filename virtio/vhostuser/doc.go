@@ -35,8 +35,8 @@
 // of 1 to NEED_REPLY, an empty GET_CONFIG reply), or ends the
 // connection, and is logged in one line naming the request and the
 // problem. Memory regions must be regular files (memfd, shared memory,
-// hugetlbfs) large enough for what they map: touching a mapping past the
-// end of its file would kill the process with SIGBUS. The front end is
-// trusted not to shrink the file afterwards, as by every vhost-user back
-// end.
+// hugetlbfs) large enough for what they map. A front end that shrinks a
+// file afterwards makes the device's accesses past its new end fault
+// (SIGBUS): each such access fails with an error (the device asks for a
+// reset) instead of killing the process.
 package vhostuser

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sort"
 	"sync"
 
@@ -12,8 +13,12 @@ import (
 	"github.com/gvmm/gvmm/vmm"
 )
 
-// errNoMemory is the error of every access before SET_MEM_TABLE.
-var errNoMemory = errors.New("vhost-user: no memory table")
+var (
+	// errNoMemory is the error of every access before SET_MEM_TABLE.
+	errNoMemory = errors.New("vhost-user: no memory table")
+	// errFault is the error of an access that faulted (SIGBUS).
+	errFault = errors.New("vhost-user: fault in guest memory")
+)
 
 // memTable is the guest RAM of one SET_MEM_TABLE: each region mapped
 // MAP_SHARED from its descriptor, as a vmm.Memory the device reads and
@@ -30,10 +35,10 @@ type memTable struct {
 // whatever happens (a mapping outlives its descriptor). Regions must have
 // a size, must not wrap around the 64-bit space in guest, user or file
 // offset terms, must not overlap one another in guest or user addresses,
-// and must lie within their files: touching a mapping past the end of
-// its file would kill the process with SIGBUS, so only regular files
-// (memfd, shared memory, hugetlbfs) are accepted, and their size is
-// checked.
+// and must lie within their files: only regular files (memfd, shared
+// memory, hugetlbfs) are accepted, and their size is checked, as a page
+// past the end of its file faults (SIGBUS; guestMemory.access makes that
+// an error should the front end shrink the file later).
 func mapTable(regions []MemoryRegion, fds []int) (t *memTable, err error) {
 	defer func() {
 		for _, fd := range fds {
@@ -164,52 +169,56 @@ func (g *guestMemory) swap(t *memTable) {
 // alone swaps tables, may use it without the lock.
 func (g *guestMemory) table() *memTable { return g.t }
 
-// ReadAt implements virtio.GuestMemory.
-func (g *guestMemory) ReadAt(p []byte, gpa uint64) error {
+// access runs f on the current table's memory under the read lock. A
+// fault in a mapping is an error, not the end of the process: the front
+// end can shrink a region's file after SET_MEM_TABLE (or hugetlbfs run
+// out of pages), and touching a page past the end of a shared file is
+// SIGBUS, which debug.SetPanicOnFault turns into a panic recovered here.
+// Every access the device makes goes through here.
+func (g *guestMemory) access(f func(m *vmm.Memory) error) (err error) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.t == nil {
 		return errNoMemory
 	}
-	return g.t.mem.ReadAt(p, gpa)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			fault, ok := r.(interface{ Addr() uintptr })
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("%w at host address %#x (has the front end shrunk a region's file?)", errFault, fault.Addr())
+		}
+	}()
+	return f(&g.t.mem)
+}
+
+// ReadAt implements virtio.GuestMemory.
+func (g *guestMemory) ReadAt(p []byte, gpa uint64) error {
+	return g.access(func(m *vmm.Memory) error { return m.ReadAt(p, gpa) })
 }
 
 // WriteAt implements virtio.GuestMemory.
 func (g *guestMemory) WriteAt(p []byte, gpa uint64) error {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.t == nil {
-		return errNoMemory
-	}
-	return g.t.mem.WriteAt(p, gpa)
+	return g.access(func(m *vmm.Memory) error { return m.WriteAt(p, gpa) })
 }
 
 // LoadU16 implements virtio.Atomic16.
-func (g *guestMemory) LoadU16(gpa uint64) (uint16, error) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.t == nil {
-		return 0, errNoMemory
-	}
-	return g.t.mem.LoadU16(gpa)
+func (g *guestMemory) LoadU16(gpa uint64) (v uint16, err error) {
+	err = g.access(func(m *vmm.Memory) (err error) {
+		v, err = m.LoadU16(gpa)
+		return err
+	})
+	return v, err
 }
 
 // StoreU16 implements virtio.Atomic16.
 func (g *guestMemory) StoreU16(gpa uint64, v uint16) error {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.t == nil {
-		return errNoMemory
-	}
-	return g.t.mem.StoreU16(gpa, v)
+	return g.access(func(m *vmm.Memory) error { return m.StoreU16(gpa, v) })
 }
 
 // CheckRange implements virtio.RangeChecker.
 func (g *guestMemory) CheckRange(gpa, n uint64) error {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.t == nil {
-		return errNoMemory
-	}
-	return g.t.mem.CheckRange(gpa, n)
+	return g.access(func(m *vmm.Memory) error { return m.CheckRange(gpa, n) })
 }

@@ -17,11 +17,13 @@
 // SET_VRING_BASE, SET_VRING_ADDR (addresses in the front end's own
 // address space, translated through the memory table to guest physical
 // ones), SET_VRING_KICK and SET_VRING_CALL (eventfds), then
-// SET_VRING_ENABLE. Once every ring it gave addresses is started (has
-// its kick) and enabled, the back end calls Device.Activate with its
-// copies of the queues (virtio.Queue), positioned at the base the front
-// end gave; a goroutine per kick eventfd passes each kick to
-// Device.Notify, and the device's Interrupt writes the call eventfds.
+// SET_VRING_ENABLE (without VHOST_USER_F_PROTOCOL_FEATURES, SET_FEATURES
+// enables every ring; a ring stays enabled or disabled while stopped).
+// Once every ring it gave addresses is started (has its kick) and
+// enabled, the back end calls Device.Activate with its copies of the
+// queues (virtio.Queue), positioned at the base the front end gave; a
+// goroutine per kick eventfd passes each kick to Device.Notify, and the
+// device's Interrupt writes the call eventfds.
 // GET_VRING_BASE stops the device (Device.Reset) and answers where the
 // ring stopped. A front end that hangs up has the device reset, its
 // descriptors closed and its memory unmapped; the next one to connect is

@@ -95,7 +95,10 @@ func (s *session) getFeatures(m *Message) error {
 }
 
 // setFeatures: VHOST_USER_SET_FEATURES. Only features offered; they
-// apply at the device's next start.
+// apply at the device's next start. Without
+// VHOST_USER_F_PROTOCOL_FEATURES every ring is enabled ("Ring states"):
+// rings start disabled, so the device never starts before it knows its
+// features.
 func (s *session) setFeatures(m *Message) error {
 	f, err := u64(m)
 	if err != nil {
@@ -108,6 +111,11 @@ func (s *session) setFeatures(m *Message) error {
 		s.logf("%v: features %#x while the device runs with %#x: they apply at its next start", m.Request, f, s.features)
 	}
 	s.features = f
+	if !s.protocolFeatures() {
+		for _, r := range s.rings {
+			r.enabled = true
+		}
+	}
 	return s.maybeActivate()
 }
 
@@ -262,7 +270,6 @@ func (s *session) vringFile(m *Message) (i int, fd int, err error) {
 // setVringKick: VHOST_USER_SET_VRING_KICK. The ring starts: a goroutine
 // reads the eventfd and passes each kick to Device.Notify while the
 // device runs with the ring (with the no-fd flag it polls instead).
-// Without protocol features the ring is enabled too.
 func (s *session) setVringKick(m *Message) error {
 	i, fd, err := s.vringFile(m)
 	if err != nil {

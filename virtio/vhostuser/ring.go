@@ -22,7 +22,7 @@ type ring struct {
 	hasAddr bool
 	base    uint16  // SET_VRING_BASE, or where the device stopped
 	kick    *kicker // SET_VRING_KICK; nil: not started
-	enabled bool    // SET_VRING_ENABLE (or started, without protocol features)
+	enabled bool    // SET_VRING_ENABLE, or SET_FEATURES without protocol features
 
 	// notify is set while the device is active with this ring as one of
 	// its queues: kicks reach Device.Notify only then.

@@ -140,27 +140,20 @@ func (s *session) ring(i uint32) (*ring, error) {
 }
 
 // protocolFeatures reports whether VHOST_USER_F_PROTOCOL_FEATURES was
-// acked: rings then start disabled until SET_VRING_ENABLE; without it a
-// ring is enabled as soon as it is started.
+// acked: SET_VRING_ENABLE then enables and disables rings; without it
+// SET_FEATURES enables them all.
 func (s *session) protocolFeatures() bool { return s.features&(1<<FProtocolFeatures) != 0 }
-
-func (s *session) enabled(r *ring) bool {
-	if s.protocolFeatures() {
-		return r.enabled
-	}
-	return r.started()
-}
 
 // maybeActivate starts the device once every ring the front end gave
 // addresses is started and enabled, and there is a memory table. A ring
 // that starts after the device did (a front end without protocol
-// features sets the rings up one by one, each enabled at its kick)
+// features sets the rings up one by one, each running from its kick)
 // restarts it with all of them.
 func (s *session) maybeActivate() error {
 	if s.active {
 		late := false
 		for i, r := range s.rings {
-			if s.queues[i] == nil && r.hasAddr && r.started() && s.enabled(r) {
+			if s.queues[i] == nil && r.hasAddr && r.started() && r.enabled {
 				late = true
 			}
 		}
@@ -179,7 +172,7 @@ func (s *session) maybeActivate() error {
 		if !r.hasAddr {
 			continue
 		}
-		if !r.started() || !s.enabled(r) {
+		if !r.started() || !r.enabled {
 			return nil
 		}
 		used = append(used, i)
@@ -279,8 +272,9 @@ func (s *session) stopDevice() {
 }
 
 // stopRing stops ring i (GET_VRING_BASE): its kick and call go, and it
-// waits, disabled and without addresses, for the front end to set it up
-// and start it again.
+// waits, without addresses, for the front end to set it up and start it
+// again. It stays enabled or disabled: the spec has the back end keep
+// that state while a ring is stopped.
 func (s *session) stopRing(i int) {
 	r := s.rings[i]
 	if r.kick != nil {
@@ -288,15 +282,15 @@ func (s *session) stopRing(i int) {
 		r.kick = nil
 	}
 	s.irq.setCall(i, -1)
-	r.enabled, r.hasAddr = false, false
+	r.hasAddr = false
 }
 
 // resetRings returns every ring to its state at the start of a
-// connection, closing every descriptor.
+// connection, stopped and disabled, closing every descriptor.
 func (s *session) resetRings() {
 	for i, r := range s.rings {
 		s.stopRing(i)
-		r.size, r.base, r.addr = r.maxSize, 0, VringAddr{}
+		r.size, r.base, r.addr, r.enabled = r.maxSize, 0, VringAddr{}, false
 	}
 	s.irq.closeAll()
 }

@@ -1,0 +1,114 @@
+package vhostuser
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/gvmm/gvmm/virtio"
+)
+
+// recDevice is a virtio.Device with two queues that records each
+// Activate: the features and the queues it was given.
+type recDevice struct {
+	mu     sync.Mutex
+	starts []string // "features rings", e.g. "0x100000000 [0]"
+}
+
+func (d *recDevice) ID() uint32                 { return 41 }
+func (d *recDevice) Features() uint64           { return 1 }
+func (d *recDevice) QueueMaxSizes() []uint16    { return []uint16{256, 256} }
+func (d *recDevice) ReadConfig(uint64, []byte)  {}
+func (d *recDevice) WriteConfig(uint64, []byte) {}
+func (d *recDevice) Notify(int)                 {}
+func (d *recDevice) Reset()                     {}
+func (d *recDevice) started() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.starts)
+}
+func (d *recDevice) Activate(_ virtio.GuestMemory, _ virtio.Interrupt, queues []*virtio.Queue, features uint64) error {
+	var rings []int
+	for i, q := range queues {
+		if q != nil {
+			rings = append(rings, i)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.starts = append(d.starts, fmt.Sprintf("%#x %v", features, rings))
+	return nil
+}
+
+// TestRingStates: a ring runs when it is started (SET_VRING_KICK, until
+// GET_VRING_BASE) and enabled, and the device starts once every ring
+// given addresses runs. Rings start disabled; SET_VRING_ENABLE enables
+// them once VHOST_USER_F_PROTOCOL_FEATURES is acked, SET_FEATURES without
+// it enables them all; the enabled state is kept while a ring is stopped
+// (QEMU's docs/interop/vhost-user.rst, "Ring states").
+func TestRingStates(t *testing.T) {
+	const (
+		plain = 1<<virtio.FVersion1 | 1 // the device's bit, VERSION_1
+		proto = plain | 1<<FProtocolFeatures
+	)
+	started := fmt.Sprintf("%#x [0]", uint64(plain)) // the device as it should start
+	type step func(f *frontEnd, g *guestRAM, ring0 *vring)
+	features := func(f uint64) step {
+		return func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.mustAck(SetFeatures, u64Payload(f)) }
+	}
+	memTable := func(fe *frontEnd, g *guestRAM, _ *vring) {
+		fe.mustAck(SetMemTable, MemTableBytes(g.regions()), g.fd, g.fd)
+	}
+	setUp := func(fe *frontEnd, _ *guestRAM, v *vring) { // num, base, addresses
+		fe.mustAck(SetVringNum, state(0, uint32(v.d.Size)))
+		fe.mustAck(SetVringBase, state(0, 0))
+		fe.mustAck(SetVringAddr, VringAddr{Desc: userAddr(v.d.DescAddr), Used: userAddr(v.d.UsedAddr),
+			Avail: userAddr(v.d.AvailAddr)}.Bytes())
+	}
+	kick := func(fe *frontEnd, _ *guestRAM, v *vring) { fe.mustAck(SetVringKick, u64Payload(0), v.kick) }
+	enable := func(on uint32) step {
+		return func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.mustAck(SetVringEnable, state(0, on)) }
+	}
+	getBase := func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.call(GetVringBase, state(0, 0)) }
+
+	cases := []struct {
+		name  string
+		steps []step
+		want  []string // the device's starts
+	}{
+		{"without protocol features: SET_FEATURES enables, the kick starts",
+			[]step{features(plain), memTable, setUp, kick}, []string{started}},
+		{"a kick before SET_FEATURES waits for the features",
+			[]step{memTable, setUp, kick, features(plain)}, []string{started}},
+		{"with protocol features: disabled until SET_VRING_ENABLE",
+			[]step{features(proto), memTable, setUp, kick}, nil},
+		{"with protocol features: SET_VRING_ENABLE 1 starts it",
+			[]step{features(proto), memTable, setUp, kick, enable(1)}, []string{started}},
+		{"enabled before its kick",
+			[]step{features(proto), enable(1), memTable, setUp, kick}, []string{started}},
+		{"disabled again",
+			[]step{features(proto), enable(1), enable(0), memTable, setUp, kick}, nil},
+		{"enabled state kept across GET_VRING_BASE",
+			[]step{features(proto), memTable, setUp, kick, enable(1), getBase, setUp, kick}, []string{started, started}},
+		{"stopped by GET_VRING_BASE",
+			[]step{features(proto), memTable, setUp, kick, enable(1), getBase, setUp}, []string{started}},
+		{"SET_FEATURES with the bit does not disable rings enabled without it",
+			[]step{features(plain), features(proto), memTable, setUp, kick}, []string{started}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dev := &recDevice{}
+			s := connect(t, &Backend{Device: dev})
+			s.fe.send(SetProtocolFeatures, 0, u64Payload(ProtocolFeatures))
+			g := newGuestRAM(t)
+			v := &vring{d: layOut(g)[0], kick: eventFD(t)}
+			for _, st := range c.steps {
+				st(s.fe, g, v)
+			}
+			if got := dev.started(); !slices.Equal(got, c.want) {
+				t.Errorf("device started %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -325,7 +325,8 @@ func (s *session) getProtocolFeatures(m *Message) error {
 }
 
 // setProtocolFeatures: VHOST_USER_SET_PROTOCOL_FEATURES. Only those
-// offered.
+// offered; none changes what the back end does (it answers GET_QUEUE_NUM,
+// GET_CONFIG and NEED_REPLY whatever was acked).
 func (s *session) setProtocolFeatures(m *Message) error {
 	f, err := u64(m)
 	if err != nil {
@@ -334,7 +335,6 @@ func (s *session) setProtocolFeatures(m *Message) error {
 	if f&^ProtocolFeatures != 0 {
 		return fmt.Errorf("protocol features %#x were not offered (offered %#x)", f&^ProtocolFeatures, ProtocolFeatures)
 	}
-	s.protocol = f
 	return nil
 }
 

@@ -96,8 +96,9 @@ const (
 	VersionMask = 0x3
 	// FlagReply marks a reply from the back end.
 	FlagReply = 0x4
-	// FlagNeedReply asks for a REPLY_ACK reply (only meaningful when
-	// ProtocolFReplyAck was negotiated).
+	// FlagNeedReply asks for a reply: the request's own, or a REPLY_ACK
+	// u64 for one that has none. Front ends set it once
+	// ProtocolFReplyAck is negotiated; the back end answers it always.
 	FlagNeedReply = 0x8
 )
 
@@ -110,7 +111,7 @@ const FProtocolFeatures = 30
 // Protocol feature bits (VHOST_USER_PROTOCOL_F_*), as bit numbers.
 const (
 	ProtocolFMQ       = 0 // VHOST_USER_PROTOCOL_F_MQ: GET_QUEUE_NUM
-	ProtocolFReplyAck = 3 // VHOST_USER_PROTOCOL_F_REPLY_ACK: NEED_REPLY answered with a u64
+	ProtocolFReplyAck = 3 // VHOST_USER_PROTOCOL_F_REPLY_ACK: NEED_REPLY answered
 	ProtocolFConfig   = 9 // VHOST_USER_PROTOCOL_F_CONFIG: GET_CONFIG and SET_CONFIG
 )
 

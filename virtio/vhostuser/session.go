@@ -27,7 +27,6 @@ type session struct {
 
 	offered     uint64 // virtio features offered (GET_FEATURES)
 	features    uint64 // acked (SET_FEATURES)
-	protocol    uint64 // protocol features acked (SET_PROTOCOL_FEATURES)
 	mem         *guestMemory
 	irq         *interrupt
 	rings       []*ring
@@ -83,7 +82,9 @@ func (s *session) serve(r MsgReader) error {
 // dispatch handles one message. A request refused is answered with an
 // error where the protocol has a way to say so (a REPLY_ACK reply of 1
 // when the front end asked for one, an empty GET_CONFIG reply) and
-// logged; otherwise it ends the connection.
+// logged; otherwise it ends the connection. Every NEED_REPLY is answered,
+// whatever was negotiated: a front end that sets it waits for the reply
+// (SET_PROTOCOL_FEATURES can even change REPLY_ACK on the way).
 func (s *session) dispatch(m *Message) error {
 	h := handlers[m.Request]
 	var err error
@@ -92,7 +93,7 @@ func (s *session) dispatch(m *Message) error {
 	} else {
 		err = h(s, m)
 	}
-	ack := m.NeedReply() && s.protocol&(1<<ProtocolFReplyAck) != 0 && !hasReply[m.Request]
+	ack := m.NeedReply() && !hasReply[m.Request]
 	var fatal fatalError
 	switch {
 	case err == nil && ack:

@@ -76,9 +76,10 @@ var oobSize = unix.CmsgSpace(4 * (MaxFDs + 1))
 // else (flags, Size ≤ MaxPayload), then the payload, and every file
 // descriptor that came with either. It allocates at most MaxPayload bytes
 // for the payload and keeps at most MaxFDs descriptors; on any error it
-// closes every descriptor it received. It returns io.EOF if the stream
-// ended cleanly before a header, io.ErrUnexpectedEOF if it ended inside a
-// message.
+// closes every descriptor it received, and an error past the header
+// names the request. It returns io.EOF if the stream ended cleanly
+// before a header, an error wrapping io.ErrUnexpectedEOF if it ended
+// inside a message.
 func ReadMessage(r MsgReader) (*Message, error) {
 	m := &Message{}
 	var hdr [HeaderSize]byte
@@ -95,7 +96,7 @@ func ReadMessage(r MsgReader) (*Message, error) {
 	m.Payload = make([]byte, m.Size)
 	if err := m.readFull(r, m.Payload, oob, false); err != nil {
 		m.CloseFDs()
-		return nil, err
+		return nil, fmt.Errorf("%v: %d-byte payload: %w", m.Request, m.Size, err)
 	}
 	return m, nil
 }

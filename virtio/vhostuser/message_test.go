@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -39,27 +40,28 @@ func TestReadMessage(t *testing.T) {
 		data     []byte
 		chunk    int
 		wantErr  error
-		wantRead int // bytes consumed (-1: all)
+		wantRead int    // bytes consumed (-1: all)
+		wantIn   string // in the error
 	}{
-		{"a message", good, 1 << 10, nil, -1},
-		{"a byte at a time", good, 1, nil, -1},
-		{"empty payload", msgBytes(GetFeatures, Version, 0, nil), 5, nil, -1},
-		{"the largest payload", msgBytes(SetConfig, Version, MaxPayload, make([]byte, MaxPayload)), 1000, nil, -1},
-		{"clean end", nil, 1, io.EOF, 0},
-		{"end inside the header", good[:7], 3, io.ErrUnexpectedEOF, 7},
-		{"end inside the payload", good[:15], 4, io.ErrUnexpectedEOF, 15},
-		{"payload past the bound", msgBytes(SetConfig, Version, MaxPayload+1, make([]byte, 100)), 1000, ErrHeader, HeaderSize},
-		{"4 GiB payload", msgBytes(SetConfig, Version, ^uint32(0), nil), 1000, ErrHeader, HeaderSize},
-		{"version 0", msgBytes(GetFeatures, 0, 0, nil), 100, ErrHeader, HeaderSize},
-		{"reply flag", msgBytes(GetFeatures, Version|FlagReply, 0, nil), 100, ErrHeader, HeaderSize},
-		{"unknown flag", msgBytes(GetFeatures, Version|0x10, 0, nil), 100, ErrHeader, HeaderSize},
+		{"a message", good, 1 << 10, nil, -1, ""},
+		{"a byte at a time", good, 1, nil, -1, ""},
+		{"empty payload", msgBytes(GetFeatures, Version, 0, nil), 5, nil, -1, ""},
+		{"the largest payload", msgBytes(SetConfig, Version, MaxPayload, make([]byte, MaxPayload)), 1000, nil, -1, ""},
+		{"clean end", nil, 1, io.EOF, 0, ""},
+		{"end inside the header", good[:7], 3, io.ErrUnexpectedEOF, 7, ""},
+		{"end inside the payload", good[:15], 4, io.ErrUnexpectedEOF, 15, "VHOST_USER_SET_VRING_NUM: 8-byte payload"},
+		{"payload past the bound", msgBytes(SetConfig, Version, MaxPayload+1, make([]byte, 100)), 1000, ErrHeader, HeaderSize, "VHOST_USER_SET_CONFIG"},
+		{"4 GiB payload", msgBytes(SetConfig, Version, ^uint32(0), nil), 1000, ErrHeader, HeaderSize, "VHOST_USER_SET_CONFIG"},
+		{"version 0", msgBytes(GetFeatures, 0, 0, nil), 100, ErrHeader, HeaderSize, "VHOST_USER_GET_FEATURES"},
+		{"reply flag", msgBytes(GetFeatures, Version|FlagReply, 0, nil), 100, ErrHeader, HeaderSize, "VHOST_USER_GET_FEATURES"},
+		{"unknown flag", msgBytes(GetFeatures, Version|0x10, 0, nil), 100, ErrHeader, HeaderSize, "VHOST_USER_GET_FEATURES"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := &chunkReader{data: c.data, chunk: c.chunk}
 			m, err := ReadMessage(r)
-			if !errors.Is(err, c.wantErr) {
-				t.Fatalf("ReadMessage: %v, want %v", err, c.wantErr)
+			if !errors.Is(err, c.wantErr) || err != nil && !strings.Contains(err.Error(), c.wantIn) {
+				t.Fatalf("ReadMessage: %v, want %v with %q", err, c.wantErr, c.wantIn)
 			}
 			want := c.wantRead
 			if want < 0 {

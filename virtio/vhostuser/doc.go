@@ -24,8 +24,8 @@
 // queues (virtio.Queue), positioned at the base the front end gave; a
 // goroutine per kick eventfd passes each kick to Device.Notify, and the
 // device's Interrupt writes the call eventfds.
-// GET_VRING_BASE stops the device (Device.Reset) and answers where the
-// ring stopped. A front end that hangs up has the device reset, its
+// GET_VRING_BASE stops the ring, and the device (Device.Reset) if it runs
+// the ring, and answers where the ring stopped. A front end that hangs up has the device reset, its
 // descriptors closed and its memory unmapped; the next one to connect is
 // served the same device.
 //

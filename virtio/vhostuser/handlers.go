@@ -234,16 +234,18 @@ func (s *session) setVringBase(m *Message) error {
 	return nil
 }
 
-// getVringBase: VHOST_USER_GET_VRING_BASE. The device stops (all of it:
-// its queues are served together) and the ring with it; the reply is
-// where the ring stopped, the next available entry the device would
-// have taken.
+// getVringBase: VHOST_USER_GET_VRING_BASE. The ring stops, and the
+// device with it if it runs the ring (all of the device: its queues are
+// served together); the reply is where the ring stopped, the next
+// available entry the device would have taken.
 func (s *session) getVringBase(m *Message) error {
 	st, r, err := s.vringState(m)
 	if err != nil {
 		return err
 	}
-	s.stopDevice()
+	if s.active && s.queues[st.Index] != nil {
+		s.stopDevice()
+	}
 	s.stopRing(int(st.Index))
 	return s.reply(m.Request, VringState{Index: st.Index, Num: uint32(r.base)}.Bytes())
 }

@@ -10,10 +10,10 @@ import (
 )
 
 // recDevice is a virtio.Device with two queues that records each
-// Activate: the features and the queues it was given.
+// Activate (the features and the queues it was given) and each Reset.
 type recDevice struct {
 	mu     sync.Mutex
-	starts []string // "features rings", e.g. "0x100000000 [0]"
+	events []string // "features rings", e.g. "0x100000000 [0]", or "reset"
 }
 
 func (d *recDevice) ID() uint32                 { return 41 }
@@ -22,11 +22,16 @@ func (d *recDevice) QueueMaxSizes() []uint16    { return []uint16{256, 256} }
 func (d *recDevice) ReadConfig(uint64, []byte)  {}
 func (d *recDevice) WriteConfig(uint64, []byte) {}
 func (d *recDevice) Notify(int)                 {}
-func (d *recDevice) Reset()                     {}
-func (d *recDevice) started() []string {
+func (d *recDevice) Reset()                     { d.record("reset") }
+func (d *recDevice) record(e string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return slices.Clone(d.starts)
+	d.events = append(d.events, e)
+}
+func (d *recDevice) seen() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.events)
 }
 func (d *recDevice) Activate(_ virtio.GuestMemory, _ virtio.Interrupt, queues []*virtio.Queue, features uint64) error {
 	var rings []int
@@ -35,9 +40,7 @@ func (d *recDevice) Activate(_ virtio.GuestMemory, _ virtio.Interrupt, queues []
 			rings = append(rings, i)
 		}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.starts = append(d.starts, fmt.Sprintf("%#x %v", features, rings))
+	d.record(fmt.Sprintf("%#x %v", features, rings))
 	return nil
 }
 
@@ -46,7 +49,8 @@ func (d *recDevice) Activate(_ virtio.GuestMemory, _ virtio.Interrupt, queues []
 // given addresses runs. Rings start disabled; SET_VRING_ENABLE enables
 // them once VHOST_USER_F_PROTOCOL_FEATURES is acked, SET_FEATURES without
 // it enables them all; the enabled state is kept while a ring is stopped
-// (QEMU's docs/interop/vhost-user.rst, "Ring states").
+// (QEMU's docs/interop/vhost-user.rst, "Ring states"). Stopping or
+// disabling a ring stops (resets) the device only if it runs the ring.
 func TestRingStates(t *testing.T) {
 	const (
 		plain = 1<<virtio.FVersion1 | 1 // the device's bit, VERSION_1
@@ -60,41 +64,49 @@ func TestRingStates(t *testing.T) {
 	memTable := func(fe *frontEnd, g *guestRAM, _ *vring) {
 		fe.mustAck(SetMemTable, MemTableBytes(g.regions()), g.fd, g.fd)
 	}
-	setUp := func(fe *frontEnd, _ *guestRAM, v *vring) { // num, base, addresses
+	setUp := func(fe *frontEnd, _ *guestRAM, v *vring) { // ring 0's num, base, addresses
 		fe.mustAck(SetVringNum, state(0, uint32(v.d.Size)))
 		fe.mustAck(SetVringBase, state(0, 0))
 		fe.mustAck(SetVringAddr, VringAddr{Desc: userAddr(v.d.DescAddr), Used: userAddr(v.d.UsedAddr),
 			Avail: userAddr(v.d.AvailAddr)}.Bytes())
 	}
-	kick := func(fe *frontEnd, _ *guestRAM, v *vring) { fe.mustAck(SetVringKick, u64Payload(0), v.kick) }
-	enable := func(on uint32) step {
-		return func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.mustAck(SetVringEnable, state(0, on)) }
+	kick := func(i uint64) step {
+		return func(fe *frontEnd, _ *guestRAM, v *vring) { fe.mustAck(SetVringKick, u64Payload(i), v.kick) }
 	}
-	getBase := func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.call(GetVringBase, state(0, 0)) }
+	enable := func(i, on uint32) step {
+		return func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.mustAck(SetVringEnable, state(i, on)) }
+	}
+	getBase := func(i uint32) step {
+		return func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.call(GetVringBase, state(i, 0)) }
+	}
+	running := []step{features(proto), memTable, setUp, kick(0), enable(0, 1)}
 
 	cases := []struct {
 		name  string
 		steps []step
-		want  []string // the device's starts
+		want  []string // what the device saw
 	}{
 		{"without protocol features: SET_FEATURES enables, the kick starts",
-			[]step{features(plain), memTable, setUp, kick}, []string{started}},
+			[]step{features(plain), memTable, setUp, kick(0)}, []string{started}},
 		{"a kick before SET_FEATURES waits for the features",
-			[]step{memTable, setUp, kick, features(plain)}, []string{started}},
+			[]step{memTable, setUp, kick(0), features(plain)}, []string{started}},
 		{"with protocol features: disabled until SET_VRING_ENABLE",
-			[]step{features(proto), memTable, setUp, kick}, nil},
-		{"with protocol features: SET_VRING_ENABLE 1 starts it",
-			[]step{features(proto), memTable, setUp, kick, enable(1)}, []string{started}},
+			[]step{features(proto), memTable, setUp, kick(0)}, nil},
+		{"with protocol features: SET_VRING_ENABLE 1 starts it", running, []string{started}},
 		{"enabled before its kick",
-			[]step{features(proto), enable(1), memTable, setUp, kick}, []string{started}},
+			[]step{features(proto), enable(0, 1), memTable, setUp, kick(0)}, []string{started}},
 		{"disabled again",
-			[]step{features(proto), enable(1), enable(0), memTable, setUp, kick}, nil},
-		{"enabled state kept across GET_VRING_BASE",
-			[]step{features(proto), memTable, setUp, kick, enable(1), getBase, setUp, kick}, []string{started, started}},
-		{"stopped by GET_VRING_BASE",
-			[]step{features(proto), memTable, setUp, kick, enable(1), getBase, setUp}, []string{started}},
+			[]step{features(proto), enable(0, 1), enable(0, 0), memTable, setUp, kick(0)}, nil},
 		{"SET_FEATURES with the bit does not disable rings enabled without it",
-			[]step{features(plain), features(proto), memTable, setUp, kick}, []string{started}},
+			[]step{features(plain), features(proto), memTable, setUp, kick(0)}, []string{started}},
+		{"stopped by GET_VRING_BASE", append(running, getBase(0), setUp), []string{started, "reset"}},
+		{"enabled state kept across GET_VRING_BASE",
+			append(running, getBase(0), setUp, kick(0)), []string{started, "reset", started}},
+		{"stopped by SET_VRING_ENABLE 0", append(running, enable(0, 0)), []string{started, "reset"}},
+		{"GET_VRING_BASE of a ring the device does not run",
+			append(running, kick(1), getBase(1)), []string{started}},
+		{"SET_VRING_ENABLE 0 of a ring the device does not run",
+			append(running, enable(1, 0)), []string{started}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -106,8 +118,8 @@ func TestRingStates(t *testing.T) {
 			for _, st := range c.steps {
 				st(s.fe, g, v)
 			}
-			if got := dev.started(); !slices.Equal(got, c.want) {
-				t.Errorf("device started %q, want %q", got, c.want)
+			if got := dev.seen(); !slices.Equal(got, c.want) {
+				t.Errorf("device saw %q, want %q", got, c.want)
 			}
 		})
 	}

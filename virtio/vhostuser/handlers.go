@@ -123,14 +123,19 @@ func (s *session) setFeatures(m *Message) error {
 // a connection is a session.
 func (s *session) setOwner(m *Message) error { return noPayload(m) }
 
-// resetOwner: VHOST_USER_RESET_OWNER (deprecated; the spec suggests
-// disabling all rings). The device stops, every ring returns to its
-// initial state and the memory table goes; negotiated features stay.
+// resetOwner: VHOST_USER_RESET_OWNER, deprecated: the spec has back ends
+// ignore it or disable every ring, and warns that discarding the
+// connection's state breaks front ends. Every ring is disabled (the
+// device stops); the memory table, the rings' set-up and descriptors
+// stay.
 func (s *session) resetOwner(m *Message) error {
 	if err := noPayload(m); err != nil {
 		return err
 	}
-	s.teardown()
+	s.stopDevice()
+	for _, r := range s.rings {
+		r.enabled = false
+	}
 	return nil
 }
 

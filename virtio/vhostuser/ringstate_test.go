@@ -50,7 +50,8 @@ func (d *recDevice) Activate(_ virtio.GuestMemory, _ virtio.Interrupt, queues []
 // them once VHOST_USER_F_PROTOCOL_FEATURES is acked, SET_FEATURES without
 // it enables them all; the enabled state is kept while a ring is stopped
 // (QEMU's docs/interop/vhost-user.rst, "Ring states"). Stopping or
-// disabling a ring stops (resets) the device only if it runs the ring.
+// disabling a ring stops (resets) the device only if it runs the ring;
+// RESET_OWNER disables every ring and discards nothing else.
 func TestRingStates(t *testing.T) {
 	const (
 		plain = 1<<virtio.FVersion1 | 1 // the device's bit, VERSION_1
@@ -79,6 +80,7 @@ func TestRingStates(t *testing.T) {
 	getBase := func(i uint32) step {
 		return func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.call(GetVringBase, state(i, 0)) }
 	}
+	resetOwner := func(fe *frontEnd, _ *guestRAM, _ *vring) { fe.mustAck(ResetOwner, nil) }
 	running := []step{features(proto), memTable, setUp, kick(0), enable(0, 1)}
 
 	cases := []struct {
@@ -107,6 +109,8 @@ func TestRingStates(t *testing.T) {
 			append(running, kick(1), getBase(1)), []string{started}},
 		{"SET_VRING_ENABLE 0 of a ring the device does not run",
 			append(running, enable(1, 0)), []string{started}},
+		{"RESET_OWNER disables the rings and keeps their set-up and the memory",
+			append(running, resetOwner, enable(0, 1)), []string{started, "reset", started}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -66,17 +66,23 @@ func (i *interrupt) Signal(bits uint32) {
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	for r, on := range i.active {
-		if !on || i.calls[r] < 0 {
-			continue
-		}
-		idx, err := i.mem.LoadU16(i.usedAddr[r] + 2)
-		if err == nil && idx == i.signalled[r] {
-			continue
-		}
-		i.signalled[r] = idx
-		_, _ = unix.Write(i.calls[r], one)
+	for r := range i.active {
+		i.signal(r)
 	}
+}
+
+// signal writes ring r's call eventfd if the ring is active, has one, and
+// its used idx moved since it was last signalled. i.mu is held.
+func (i *interrupt) signal(r int) {
+	if !i.active[r] || i.calls[r] < 0 {
+		return
+	}
+	idx, err := i.mem.LoadU16(i.usedAddr[r] + 2)
+	if err == nil && idx == i.signalled[r] {
+		return
+	}
+	i.signalled[r] = idx
+	_, _ = unix.Write(i.calls[r], one)
 }
 
 // Logf implements virtio.Logger.
@@ -117,19 +123,30 @@ func (i *interrupt) deactivate() {
 }
 
 // setCall replaces ring r's call eventfd (-1: none), taking fd, and
-// closes the old one.
-func (i *interrupt) setCall(r, fd int) { i.set(i.calls, r, fd) }
-
-// setErr replaces ring r's error eventfd.
-func (i *interrupt) setErr(r, fd int) { i.set(i.errs, r, fd) }
-
-func (i *interrupt) set(fds []int, r, fd int) {
+// closes the old one. An active ring whose used idx moved while it had no
+// call eventfd (QEMU sends SET_VRING_CALL after SET_VRING_KICK, which can
+// start the device) is signalled on the new one, so that the interrupt
+// is not lost.
+func (i *interrupt) setCall(r, fd int) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if fds[r] >= 0 {
-		_ = unix.Close(fds[r])
+	replaceFD(&i.calls[r], fd)
+	i.signal(r)
+}
+
+// setErr replaces ring r's error eventfd.
+func (i *interrupt) setErr(r, fd int) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	replaceFD(&i.errs[r], fd)
+}
+
+// replaceFD closes *old, if it is open, and puts fd in its place.
+func replaceFD(old *int, fd int) {
+	if *old >= 0 {
+		_ = unix.Close(*old)
 	}
-	fds[r] = fd
+	*old = fd
 }
 
 // closeAll closes every call and error eventfd.

@@ -116,7 +116,7 @@ func (s *session) setFeatures(m *Message) error {
 			r.enabled = true
 		}
 	}
-	return s.maybeActivate()
+	return s.maybeActivate(m.Request)
 }
 
 // setOwner: VHOST_USER_SET_OWNER, the start of a session. Nothing to do:
@@ -165,7 +165,7 @@ func (s *session) setMemTable(m *Message) error {
 		}
 	}
 	s.mem.swap(t)
-	return s.maybeActivate()
+	return s.maybeActivate(m.Request)
 }
 
 // setVringNum: VHOST_USER_SET_VRING_NUM. A power of two up to a split
@@ -295,7 +295,7 @@ func (s *session) setVringKick(m *Message) error {
 			s.dev.Notify(i)
 		}
 	})
-	return s.maybeActivate()
+	return s.maybeActivate(m.Request)
 }
 
 // setVringCall: VHOST_USER_SET_VRING_CALL, the eventfd the ring's used
@@ -371,7 +371,7 @@ func (s *session) setVringEnable(m *Message) error {
 	if !r.enabled && s.active && s.queues[st.Index] != nil {
 		s.stopDevice()
 	}
-	return s.maybeActivate()
+	return s.maybeActivate(m.Request)
 }
 
 // getConfig: VHOST_USER_GET_CONFIG, from Device.ReadConfig.

@@ -3,6 +3,7 @@ package vhostuser
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -124,6 +125,64 @@ func TestRingStates(t *testing.T) {
 			}
 			if got := dev.seen(); !slices.Equal(got, c.want) {
 				t.Errorf("device saw %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestStartLogNamesRequest: the lines logged when the device starts or
+// restarts name the request that started it.
+func TestStartLogNamesRequest(t *testing.T) {
+	cases := []struct {
+		name  string
+		proto bool     // ack VHOST_USER_F_PROTOCOL_FEATURES
+		steps []string // features, mem, addr0, addr1, kick0, kick1, enable0
+		want  string
+	}{
+		{"SET_VRING_ENABLE", true, []string{"features", "mem", "addr0", "kick0", "enable0"},
+			"VHOST_USER_SET_VRING_ENABLE: device started"},
+		{"SET_VRING_KICK", false, []string{"features", "mem", "addr0", "kick0"},
+			"VHOST_USER_SET_VRING_KICK: device started"},
+		{"SET_FEATURES", false, []string{"mem", "addr0", "kick0", "features"},
+			"VHOST_USER_SET_FEATURES: device started"},
+		{"SET_MEM_TABLE", false, []string{"features", "addr0", "kick0", "mem"},
+			"VHOST_USER_SET_MEM_TABLE: device started"},
+		{"a late ring's SET_VRING_KICK", false, []string{"features", "mem", "addr0", "kick0", "addr1", "kick1"},
+			"VHOST_USER_SET_VRING_KICK: a ring started after the device did"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			log := &logLines{}
+			s := connect(t, &Backend{Device: &recDevice{}, Log: log.add, Verbose: true})
+			fe := s.fe
+			g := newGuestRAM(t)
+			d := layOut(g)
+			f := uint64(1<<virtio.FVersion1 | 1)
+			if c.proto {
+				f |= 1 << FProtocolFeatures
+			}
+			addr := func(i uint32) func() {
+				return func() {
+					fe.mustAck(SetVringNum, state(i, uint32(d[i].Size)))
+					fe.mustAck(SetVringAddr, VringAddr{Index: i, Desc: userAddr(d[i].DescAddr),
+						Used: userAddr(d[i].UsedAddr), Avail: userAddr(d[i].AvailAddr)}.Bytes())
+				}
+			}
+			kick := func(i uint64) func() {
+				return func() { fe.mustAck(SetVringKick, u64Payload(i), eventFD(t)) }
+			}
+			steps := map[string]func(){
+				"features": func() { fe.mustAck(SetFeatures, u64Payload(f)) },
+				"mem":      func() { fe.mustAck(SetMemTable, MemTableBytes(g.regions()), g.fd, g.fd) },
+				"addr0":    addr(0), "addr1": addr(1),
+				"kick0": kick(0), "kick1": kick(1),
+				"enable0": func() { fe.mustAck(SetVringEnable, state(0, 1)) },
+			}
+			for _, st := range c.steps {
+				steps[st]()
+			}
+			if !strings.Contains(log.String(), c.want) {
+				t.Errorf("log lacks %q:\n%s", c.want, log)
 			}
 		})
 	}

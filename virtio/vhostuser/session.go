@@ -149,8 +149,8 @@ func (s *session) protocolFeatures() bool { return s.features&(1<<FProtocolFeatu
 // addresses is started and enabled, and there is a memory table. A ring
 // that starts after the device did (a front end without protocol
 // features sets the rings up one by one, each running from its kick)
-// restarts it with all of them.
-func (s *session) maybeActivate() error {
+// restarts it with all of them. req is the request handled, for the log.
+func (s *session) maybeActivate(req Request) error {
 	if s.active {
 		late := false
 		for i, r := range s.rings {
@@ -161,7 +161,7 @@ func (s *session) maybeActivate() error {
 		if !late {
 			return nil
 		}
-		s.logf("a ring started after the device did; restarting the device with it")
+		s.logf("%v: a ring started after the device did; restarting the device with it", req)
 		s.stopDevice()
 	}
 	t := s.mem.table()
@@ -208,7 +208,7 @@ func (s *session) maybeActivate() error {
 		s.dev.Notify(i)
 	}
 	if s.b.Verbose {
-		s.logf("device started: rings %s, features %#x", intList(used), s.features)
+		s.logf("%v: device started: rings %s, features %#x", req, intList(used), s.features)
 	}
 	return nil
 }

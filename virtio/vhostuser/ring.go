@@ -16,8 +16,7 @@ const PollInterval = time.Millisecond
 // Only the session's goroutine touches it, except notify, which the
 // kicker reads.
 type ring struct {
-	maxSize uint16    // the device's maximum (Device.QueueMaxSizes)
-	size    uint16    // SET_VRING_NUM; maxSize until set
+	size    uint16    // SET_VRING_NUM; the device's maximum until set
 	addr    VringAddr // SET_VRING_ADDR, user addresses
 	hasAddr bool
 	base    uint16  // SET_VRING_BASE, or where the device stopped

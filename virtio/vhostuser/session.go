@@ -46,7 +46,7 @@ func newSession(b *Backend, w io.Writer) *session {
 	}
 	s.irq = newInterrupt(len(b.Device.QueueMaxSizes()), s.mem, b.logf)
 	for _, max := range b.Device.QueueMaxSizes() {
-		s.rings = append(s.rings, &ring{maxSize: max, size: max})
+		s.rings = append(s.rings, &ring{size: max})
 	}
 	return s
 }
@@ -286,16 +286,6 @@ func (s *session) stopRing(i int) {
 	r.hasAddr = false
 }
 
-// resetRings returns every ring to its state at the start of a
-// connection, stopped and disabled, closing every descriptor.
-func (s *session) resetRings() {
-	for i, r := range s.rings {
-		s.stopRing(i)
-		r.size, r.base, r.addr, r.enabled = r.maxSize, 0, VringAddr{}, false
-	}
-	s.irq.closeAll()
-}
-
 // teardown ends the connection's state: the device is stopped and reset
 // (whether or not it ran), every descriptor closed, memory unmapped.
 func (s *session) teardown() {
@@ -304,7 +294,10 @@ func (s *session) teardown() {
 	} else {
 		s.dev.Reset()
 	}
-	s.resetRings()
+	for i := range s.rings {
+		s.stopRing(i)
+	}
+	s.irq.closeAll()
 	s.mem.swap(nil)
 }
 

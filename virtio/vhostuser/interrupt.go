@@ -124,9 +124,9 @@ func (i *interrupt) deactivate() {
 
 // setCall replaces ring r's call eventfd (-1: none), taking fd, and
 // closes the old one. An active ring whose used idx moved while it had no
-// call eventfd (QEMU sends SET_VRING_CALL after SET_VRING_KICK, which can
-// start the device) is signalled on the new one, so that the interrupt
-// is not lost.
+// call eventfd (QEMU's vhost_virtqueue_start sends SET_VRING_CALL after
+// the SET_VRING_KICK that can start the device) is signalled on the new
+// one, so that the interrupt is not lost.
 func (i *interrupt) setCall(r, fd int) {
 	i.mu.Lock()
 	defer i.mu.Unlock()

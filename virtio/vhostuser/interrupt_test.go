@@ -7,12 +7,12 @@ import (
 	"github.com/gvmm/gvmm/devices/gpio"
 )
 
-// TestCallSetLate: QEMU sends a ring's SET_VRING_CALL after its
-// SET_VRING_KICK, and the kick can start the device (a ring still
-// enabled from before GET_VRING_BASE, or no protocol features), which
-// then serves what the guest queued meanwhile: the call eventfd that
-// comes next is signalled for it. A call eventfd replaced with nothing
-// new used is not.
+// TestCallSetLate: a front end can send a ring's SET_VRING_CALL after
+// its SET_VRING_KICK (QEMU's vhost_virtqueue_start does), and the kick
+// can start the device (a ring still enabled from before GET_VRING_BASE,
+// or no protocol features), which then serves what the guest queued
+// meanwhile: the call eventfd that comes next is signalled for it. A
+// call eventfd replaced with nothing new used is not.
 func TestCallSetLate(t *testing.T) {
 	const noProto = wantFeatures &^ (1<<FProtocolFeatures | 1<<gpio.FeatureIRQ)
 	cases := []struct {

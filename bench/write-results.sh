@@ -1,6 +1,7 @@
 #!/bin/sh
-# bench/write-results.sh LOG: write the report TestBench printed in LOG
-# (make bench's output, between BENCH-REPORT-BEGIN and BENCH-REPORT-END)
+# bench/write-results.sh LOG: write the report TestBench and
+# TestBenchDensity printed in LOG (make bench's output, each part between
+# BENCH-REPORT-BEGIN and BENCH-REPORT-END)
 # to bench/results/YYYY-MM-DD-HHMM.md (UTC), headed by how it was made and
 # a description of this host; print the file and its path.
 set -eu
@@ -26,7 +27,7 @@ fi
 {
 	echo "# make bench, $(date -u '+%Y-%m-%d %H:%M') UTC"
 	echo
-	echo "Command: \`make bench\` (\`GVMM_BENCH=1 GVMM_BIN=bin/gvmm go test -count=1 -timeout 3h -exec images/l1/l1-exec -v -run '^TestBench\$' ./cmd/gvmm\`), commit $commit."
+	echo "Command: \`make bench\` (\`GVMM_BENCH=1 GVMM_BIN=bin/gvmm go test -count=1 -timeout 3h -exec images/l1/l1-exec -v -run '^TestBench(Density)?\$' ./cmd/gvmm\`), commit $commit."
 	echo
 	echo "Host: \`$(uname -a)\`; $cpu; $(nproc) CPUs; $mem; $kvm."
 	echo

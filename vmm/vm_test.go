@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,23 @@ func TestRebootsByTripleFault(t *testing.T) {
 	} {
 		if got := rebootsByTripleFault(tc.cmdline); got != tc.want {
 			t.Errorf("rebootsByTripleFault(%q) = %v, want %v", tc.cmdline, got, tc.want)
+		}
+	}
+}
+
+// TestSpareP: GOMAXPROCS ends at least one above the vCPU count, and is
+// never lowered.
+func TestSpareP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, c := range []struct{ before, vcpus, want int }{
+		{1, 1, 2},
+		{1, 4, 5},
+		{2, 1, 2},
+		{8, 2, 8},
+	} {
+		runtime.GOMAXPROCS(c.before)
+		if got := spareP(c.vcpus); got != c.want || runtime.GOMAXPROCS(0) != c.want {
+			t.Errorf("GOMAXPROCS %d, %d vCPUs: spareP = %d, GOMAXPROCS %d; want %d", c.before, c.vcpus, got, runtime.GOMAXPROCS(0), c.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +155,8 @@ read done`, ops, workers, pin)
 	r.waitLine("the workers start", "gpio-soak: started")
 	begin, rssStart := time.Now(), rss("sample RSS at the start")
 	t.Logf("soak started: gvmm RSS %d KiB", rssStart) // with -v, shown as it happens
+	stop := watchSoak(t, r)
+	defer stop()
 	// gpio-soak's lines until its total: a progress line each tenth (RSS
 	// sampled at each, the middle one kept), worker lines, errors.
 	rssMiddle := -1
@@ -305,4 +308,58 @@ func vmRSS(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+// soakStall is how long the device may see no request during the soak
+// before watchSoak calls it stuck. The driver waits for every answer
+// without a timeout, so a request gvmm never answers stops the soak for
+// good; the slowest soak seen did some 50 operations a second.
+const soakStall = 5 * time.Minute
+
+// watchSoak polls the device's request count while the soak runs. If it
+// stands still for soakStall, it logs the device's stats, has gvmm dump
+// its vCPUs (SIGUSR1, to the stderr the failed test logs) and kills it,
+// so that the soak fails at once naming where it stopped, not at the
+// test binary's timeout hours later. stop ends the watch. It watches bank
+// 0 through a control connection of its own.
+func watchSoak(t *testing.T, r *running) (stop func()) {
+	cl := dialControl(t, r.ctx, r.sock) // a connection of its own: Client is not shared
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		var last uint64
+		since := time.Now()
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			resp, err := cl.Do(control.Request{Op: "stats", Bank: 0})
+			if err != nil || resp.Stats == nil {
+				continue // gvmm ending: the soak's own steps say why
+			}
+			var n uint64
+			for _, c := range resp.Stats.Requests {
+				n += c
+			}
+			if n != last {
+				last, since = n, time.Now()
+				continue
+			}
+			if time.Since(since) < soakStall {
+				continue
+			}
+			t.Errorf("step 'the soak runs': no GPIO request for %v after %d requests (the guest waits for an answer, or its vCPU is stuck); device stats: %+v; gvmm's vCPUs follow in its stderr",
+				soakStall, n, *resp.Stats)
+			_ = r.cmd.Process.Signal(syscall.SIGUSR1)
+			time.Sleep(3 * time.Second)
+			_ = r.cmd.Process.Kill()
+			return
+		}
+	}()
+	return func() { close(done); <-ended }
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/write-results.sh LOG: write the report TestBench and
+# bench/write-results.sh LOG: write the report TestBench, TestBenchGPIO and
 # TestBenchDensity printed in LOG (make bench's output, each part between
 # BENCH-REPORT-BEGIN and BENCH-REPORT-END)
 # to bench/results/YYYY-MM-DD-HHMM.md (UTC), headed by how it was made and
@@ -24,12 +24,19 @@ else
 	kvm="no usable /dev/kvm: the VMMs ran in the nested test host (images/l1) with ${GVMM_L1_CPUS:-1} CPU(s) and ${GVMM_L1_MEM:-4096} MiB"
 fi
 
+# l1-exec runs the unfinished tests again in a fresh nested host when one
+# wedges (images/l1/README.md): say how often, and that the parts may come
+# from different boots of it.
+wedges=$(grep -c -e '^l1-exec: the L1 stopped answering' -e "^l1-exec: the L1's kernel locked up" "$log" || :)
+retried=
+[ "${wedges:-0}" -gt 0 ] && retried=" The nested test host wedged $wedges time(s) during the bench; each time l1-exec ran the tests not yet passed again in a fresh one, so the parts below may come from different boots of it."
+
 {
 	echo "# make bench, $(date -u '+%Y-%m-%d %H:%M') UTC"
 	echo
-	echo "Command: \`make bench\` (\`GVMM_BENCH=1 GVMM_BIN=bin/gvmm go test -count=1 -timeout 3h -exec images/l1/l1-exec -v -run '^TestBench(Density)?\$' ./cmd/gvmm\`), commit $commit."
+	echo "Command: \`make bench\` (\`GVMM_BENCH=1 GVMM_BIN=bin/gvmm go test -count=1 -timeout 3h -exec images/l1/l1-exec -v -run '^TestBench(GPIO|Density)?\$' ./cmd/gvmm\`), commit $commit."
 	echo
-	echo "Host: \`$(uname -a)\`; $cpu; $(nproc) CPUs; $mem; $kvm."
+	echo "Host: \`$(uname -a)\`; $cpu; $(nproc) CPUs; $mem; $kvm.$retried"
 	echo
 	echo "$report"
 } >"$out"

@@ -162,17 +162,19 @@ func gpioCell(gs []gpioSample, na string, f func(gpioSample) time.Duration) cell
 	return durCell(ds)
 }
 
-// report is TestBench's Markdown report.
-func (b *bench) report(vmms []bootVMM, boots map[string][]bootSample, gpios map[string][]gpioSample, backendNA string, took time.Duration) string {
-	var s strings.Builder
-	mode := fmt.Sprintf("full: %d runs of each VMM per figure, alternating (gvmm, QEMU microvm, QEMU pc, gvmm GPIO, QEMU + gpio-backend GPIO, gvmm, ...), after one warm-up run of each that is not counted", b.mode.runs)
+// modeText describes the runs, which alternate in order.
+func (b *bench) modeText(order string) string {
 	if !b.mode.full {
-		mode = "smoke (make test): one run of each, no warm-up; not a measurement"
+		return "smoke (make test): one run of each, no warm-up; not a measurement"
 	}
-	fmt.Fprintf(&s, "%s\n\nQEMU: %s. gvmm: %s. Mode: %s; the bench took %v. Each figure is the median of the runs, (min–max) of the runs after it.\n\n",
-		b.l1, b.qemuVer, b.gvmmName(), mode, took.Round(time.Second))
+	return fmt.Sprintf("full: %d runs of each, alternating (%s, ...), after one warm-up run of each that is not counted", b.mode.runs, order)
+}
 
-	// Boot and memory.
+// bootReport is TestBench's part of the report, in Markdown.
+func (b *bench) bootReport(vmms []bootVMM, boots map[string][]bootSample, took time.Duration) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "%s\n\nQEMU: %s. gvmm: %s.\n\nEach figure is the median of the runs, (min–max) of the runs after it.\n\n",
+		b.l1, b.qemuVer, b.gvmmName())
 	dur := func(f func(bootSample) time.Duration) func(bootSample) float64 {
 		return func(s bootSample) float64 { return f(s).Seconds() }
 	}
@@ -209,7 +211,8 @@ func (b *bench) report(vmms []bootVMM, boots map[string][]bootSample, gpios map[
 		tr = append(tr, []string{r.name, c["gvmm"].String(), c["QEMU microvm"].String(), c["QEMU pc"].String(),
 			ratio(c["gvmm"], c["QEMU microvm"]), ratio(c["gvmm"], c["QEMU pc"]), r.target, r.off(c)})
 	}
-	s.WriteString("### Boot and memory (256 MiB guest, 1 vCPU, no GPIO device)\n\n")
+	fmt.Fprintf(&s, "### Boot and memory (256 MiB guest, 1 vCPU, no GPIO device)\n\nMode: %s; these runs took %v.\n\n",
+		b.modeText("gvmm, QEMU microvm, QEMU pc, gvmm"), took.Round(time.Second))
 	s.WriteString(table([]string{"figure", "gvmm", "QEMU microvm", "QEMU pc", "gvmm ÷ microvm", "gvmm ÷ pc", "target", "off target"}, tr))
 	s.WriteString(`
 (¹) gvmm: the line gvmm run --verbose logs just before its vCPUs' first
@@ -221,8 +224,13 @@ guest part includes SeaBIOS, for microvm qboot.
 the sum of every mapping's Rss less that of the guest-RAM mapping (the one
 mapping of guest RAM's size: gvmm's anonymous mapping, QEMU's pc.ram).
 `)
+	s.WriteString(b.commandLines())
+	return s.String()
+}
 
-	// GPIO.
+// gpioReport is TestBenchGPIO's part of the report, in Markdown.
+func (b *bench) gpioReport(gpios map[string][]gpioSample, backendNA string, took time.Duration) string {
+	var s strings.Builder
 	g, q := gpios["gvmm"], gpios["qemu"]
 	setG := gpioCell(g, "", func(x gpioSample) time.Duration { return x.set.median })
 	setQ := gpioCell(q, backendNA, func(x gpioSample) time.Duration { return x.set.median })
@@ -256,7 +264,7 @@ mapping of guest RAM's size: gvmm's anonymous mapping, QEMU's pc.ram).
 	if memG.ok() {
 		memOff = "gvmm " + offTarget(memG.med(), 10)
 	}
-	tr = [][]string{
+	tr := [][]string{
 		{"GPIO set round trip (gpio-rtt -op set), median", setG.String(), setQ.String(), ratio(setG, setQ), "≤ 0.5×", vs(setG, setQ)},
 		{"GPIO set round trip, p99", setG99.String(), setQ99.String(), ratio(setG99, setQ99), "≤ 0.5×", vs(setG99, setQ99)},
 		{"GPIO get round trip (gpio-rtt -op get), median", getG.String(), getQ.String(), ratio(getG, getQ), "≤ 0.5×", vs(getG, getQ)},
@@ -270,7 +278,8 @@ mapping of guest RAM's size: gvmm's anonymous mapping, QEMU's pc.ram).
 		{"the same echo as the bench saw it through --control, median / p99", echoC.String() + " / " + echoC99.String(), "–", "–", "–", "–"},
 		{"VMM memory: RSS beyond guest RAM after the GPIO runs (QEMU: its own and the back end's)", memG.String(), memQ.String(), ratio(memG, memQ), "≤ 10 MiB", memOff},
 	}
-	fmt.Fprintf(&s, "\n### GPIO (256 MiB guest, one simulated bank of 8 lines; gpio-rtt: %d requests a run, %d echoed edges)\n\n", b.mode.gpioN, b.mode.echoN)
+	fmt.Fprintf(&s, "### GPIO (256 MiB guest, one simulated bank of 8 lines; gpio-rtt: %d requests a run, %d echoed edges)\n\nMode: %s; these runs took %v.\n\n",
+		b.mode.gpioN, b.mode.echoN, b.modeText("gvmm, QEMU + gvmm gpio-backend, gvmm"), took.Round(time.Second))
 	s.WriteString(table([]string{"figure", "gvmm (device in-process)", "QEMU microvm + gvmm gpio-backend (vhost-user)", "ratio", "target", "off target"}, tr))
 	s.WriteString(`
 Each run's value is gpio-rtt's median (or p99) over its requests, timed in
@@ -279,6 +288,9 @@ the guest around each ioctl; the cell is the median over the runs.
 guest's gpio-rtt copies each edge to output line 2; the round trip is from
 gvmm's timestamp of the input change to its timestamp of the output change
 (both in the watch stream), so the socket's JSON is not in it.
+Memory: as in the boot runs, at the pause after the runs; for QEMU, its
+RSS and the back end's less their mappings of the shared guest RAM
+(memory-backend-memfd).
 `)
 
 	s.WriteString(b.commandLines())

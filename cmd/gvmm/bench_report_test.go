@@ -321,8 +321,8 @@ func (b *bench) densityReport(d densityResult, took time.Duration) string {
 		{"host memory per VM: drop of MemAvailable ÷ VMs", fmt.Sprintf("%.1f MiB (%.0f MiB for %d)", perVM, mib(d.availBefore-min(d.avail, d.availBefore)), d.sustained), "–", "–"},
 		{"of which gvmm's RSS beyond guest RAM", beyond.String(), "≤ 10 MiB", beyondOff},
 		{"of which guest RAM resident", ram.String(), "–", "–"},
-		{"host CPU busy with them all idle between rounds, less before the first (5 s of /proc/stat each)", fmt.Sprintf("%.0f%% − %.0f%% of %d CPU(s): %.1f%% of a CPU a VM",
-			100*d.busy, 100*d.busyBefore, d.cpus, 100*(d.busy-d.busyBefore)*float64(d.cpus)/float64(max(d.sustained, 1))), "–", "–"},
+		{"host CPU busy with them all idle between rounds, less before the first (5 s of /proc/stat each)", fmt.Sprintf("%.0f%% − %.0f%% of %d CPU(s): %s%.1f%% of a CPU a VM",
+			100*d.busy, 100*d.busyBefore, d.cpus, atLeast(d.busy), 100*(d.busy-d.busyBefore)*float64(d.cpus)/float64(max(d.sustained, 1))), "–", "–"},
 		{"memory a VM if its guest touched all its RAM: 64 MiB + RSS beyond guest RAM + the host kernel's share (what MemAvailable lost beyond the two)", fmt.Sprintf("%.1f MiB", worst), "–", "–"},
 		{fmt.Sprintf("extrapolated to a 24 GiB host: %d MiB ÷ that", host), fmt.Sprintf("%.0f VMs (%.0f at the measured %.1f MiB a VM)", math.Floor(host/worst), math.Floor(host/perVM), perVM),
 			"≥ 100", offTargetAtLeast(math.Floor(host/worst), 100)},
@@ -341,6 +341,15 @@ emulates. The density run took %v.
 `, took.Round(time.Second))
 	s.WriteString(b.commandLines())
 	return s.String()
+}
+
+// atLeast is "at least " for a CPU share that is all there was (the VMs
+// would have taken more).
+func atLeast(busy float64) string {
+	if busy >= 0.98 {
+		return "at least "
+	}
+	return ""
 }
 
 // commandLines lists the command lines noted so far, and the guest

@@ -16,7 +16,7 @@ all: build
 help:
 	@echo "make run    build or reuse the guest image and boot it (Ctrl-A x quits)"
 	@echo "make test   lint, unit tests, then tests that boot the real guest"
-	@echo "make bench  gvmm's figures side by side with QEMU's, with ratios and targets (bench/results/; ~30-60 min)"
+	@echo "make bench  gvmm's figures side by side with QEMU's, with ratios and targets (bench/results/; 15-30 min)"
 	@echo "make soak   1M guest GPIO operations in one boot: counts and gvmm's RSS (1.5-3 h)"
 	@echo "make image  build or reuse the guest image only"
 	@echo "make build  build bin/gvmm"

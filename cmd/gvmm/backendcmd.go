@@ -134,16 +134,12 @@ func backendCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gvmm gpio-backend: %v (see 'gvmm gpio-backend --help')\n", err)
 		return 2
 	}
-	logTo := stderr
-	if f.logFile != "" {
-		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(stderr, "gvmm gpio-backend: --log: %v\n", err)
-			return 1
-		}
-		defer lf.Close()
-		logTo = lf
+	logTo, closeLog, err := openLog(f.logFile, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "gvmm gpio-backend: --log: %v\n", err)
+		return 1
 	}
+	defer closeLog()
 	logger := ratelog.New(logTo, "gvmm gpio-backend: ")
 	defer logger.Close()
 

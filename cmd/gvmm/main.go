@@ -371,16 +371,13 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// Diagnostics go to --log FILE or to stderr, one line each, at a
 	// bounded rate; with "\r\n" while stderr is the raw terminal.
-	logTo, onTerminal := stderr, term.IsTerminal(stderr)
-	if f.logFile != "" {
-		lf, err := os.OpenFile(f.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(stderr, "gvmm: --log: %v\n", err)
-			return 1
-		}
-		defer lf.Close()
-		logTo, onTerminal = lf, false
+	logTo, closeLog, err := openLog(f.logFile, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "gvmm: --log: %v\n", err)
+		return 1
 	}
+	defer closeLog()
+	onTerminal := f.logFile == "" && term.IsTerminal(stderr)
 	logger := ratelog.New(logTo, "gvmm: ")
 	defer logger.Close()
 	cfg := f.config()
@@ -553,4 +550,17 @@ func forwardInput(in io.Reader, vm *vmm.VM, quit chan<- struct{}) {
 			return
 		}
 	}
+}
+
+// openLog is where --log sends diagnostics: the file at path, appended
+// to, or stderr when path is empty. closeLog releases the file.
+func openLog(path string, stderr io.Writer) (w io.Writer, closeLog func(), err error) {
+	if path == "" {
+		return stderr, func() {}, nil
+	}
+	lf, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	return lf, func() { lf.Close() }, nil
 }

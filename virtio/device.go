@@ -80,6 +80,23 @@ func Logf(irq Interrupt, format string, args ...any) {
 	}
 }
 
+// InlineServer is implemented by a Device whose Notify serves some of its
+// queues before it returns, on the notifying vCPU's thread, instead of
+// waking a goroutine. A VMM does not catch those queues' notifications
+// with an ioeventfd (which lets the vCPU run on at once): the driver's
+// write to QueueNotify exits to the vCPU loop, which calls Notify.
+//
+// It is for drivers that wait for their buffer with the vCPU busy:
+// Linux's virtio_console spins, interrupts off, until each transmit
+// buffer comes back (__send_to_port). Served by a goroutine, the buffer
+// comes back only once the host has run that goroutine on a CPU the
+// spinning vCPU does not hold.
+type InlineServer interface {
+	// ServesInline reports whether Notify serves queue q before it
+	// returns.
+	ServesInline(q int) bool
+}
+
 // Device is a virtio device model, independent of the transport.
 //
 // The transport calls ReadConfig, WriteConfig, Activate, Notify and Reset
@@ -112,8 +129,9 @@ type Device interface {
 	// Notify tells the device the driver made buffers available on
 	// queue index q. It is called only between a successful Activate
 	// and Reset, for a queue that was enabled, possibly from several
-	// vCPU threads at once, and must not block: a device that serves
-	// its queues from a goroutine wakes it here.
+	// vCPU threads at once, and must not block, except to serve a
+	// queue that the device serves inline (InlineServer): a device that
+	// serves its queues from a goroutine wakes it here.
 	// A Notify racing with Reset may arrive just after Reset returned
 	// and must then be ignored.
 	Notify(q int)

@@ -129,8 +129,14 @@ func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 		}
 		vm.mmio.Add(base, virtio.MMIOSize, t)
 		vm.transports = append(vm.transports, t)
-		var fallback []string
+		var fallback, inline []string
+		is, _ := d.Device.(virtio.InlineServer)
 		for q := range d.Device.QueueMaxSizes() {
+			if is != nil && is.ServesInline(q) {
+				// Served on the vCPU's thread at its MMIO exit.
+				inline = append(inline, fmt.Sprint(q))
+				continue
+			}
 			f, err := vm.IOEventFD(base+virtio.RegQueueNotify, uint32(q))
 			if err != nil {
 				// The notify then exits to the vCPU loop.
@@ -141,6 +147,9 @@ func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 			go waitEventFD(f, func() { t.Notify(q) })
 		}
 		notifyPath := fmt.Sprintf("ioeventfd for its %d queues", len(d.Device.QueueMaxSizes()))
+		if inline != nil {
+			notifyPath = fmt.Sprintf("ioeventfd but for queue %s, served inline at its MMIO exit", strings.Join(inline, ", "))
+		}
 		if fallback != nil {
 			notifyPath = "MMIO exits through the vCPU loop for " + strings.Join(fallback, "; ")
 		}

@@ -30,9 +30,11 @@ const maxPiece = 64 << 10
 // queueNames are the spec's names of the queues, for the log.
 var queueNames = [2]string{ReceiveQueue: "receiveq", TransmitQueue: "transmitq"}
 
-// Device is a virtio console with one port. It implements virtio.Device.
+// Device is a virtio console with one port. It implements virtio.Device
+// and virtio.InlineServer: Notify serves the transmitq before it returns.
 //
-// Goroutines while active: one serves the receiveq, one the transmitq.
+// Goroutines while active: one serves the receiveq, one the transmitq
+// (when a pass of Notify leaves more, and for its first look).
 type Device struct {
 	out io.Writer
 
@@ -44,6 +46,8 @@ type Device struct {
 	queues   [2]*virtio.Queue
 	broken   [2]bool // the queue's ring broke; it is not used until Reset
 	kicks    [2]chan struct{}
+	drainMu  [2]sync.Mutex // one drain of a queue at a time
+	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	activeMu sync.Mutex
@@ -80,7 +84,7 @@ func (d *Device) Write(p []byte) (int, error) {
 	d.pendMu.Lock()
 	d.pending = append(d.pending, p...)
 	d.pendMu.Unlock()
-	d.Notify(ReceiveQueue)
+	d.kick(ReceiveQueue)
 	return len(p), nil
 }
 
@@ -115,7 +119,7 @@ func (d *Device) Activate(mem virtio.GuestMemory, irq virtio.Interrupt, queues [
 	d.queues, d.broken = [2]*virtio.Queue{}, [2]bool{}
 	copy(d.queues[:], queues)
 	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
+	d.ctx, d.cancel = ctx, cancel
 	// The first look at the queues happens here, before the goroutines
 	// start, so that it is over when Activate returns.
 	for qi, q := range d.queues {
@@ -132,8 +136,34 @@ func (d *Device) Activate(mem virtio.GuestMemory, irq virtio.Interrupt, queues [
 	return nil
 }
 
-// Notify wakes the goroutine of queue q. It never blocks.
+// Notify serves the transmitq before it returns, one pass of at most a
+// queue size of chains (the goroutine takes any more), on the caller's
+// thread: the vCPU's, which wrote to QueueNotify (see ServesInline). For
+// the receiveq it wakes the goroutine and never blocks.
 func (d *Device) Notify(q int) {
+	if q != TransmitQueue {
+		d.kick(q)
+		return
+	}
+	d.activeMu.Lock()
+	defer d.activeMu.Unlock()
+	if d.cancel != nil && d.queues[q] != nil {
+		d.drain(d.ctx, q)
+	}
+}
+
+// ServesInline reports whether Notify serves queue q before it returns:
+// it does the transmitq. Linux's virtio_console waits for each transmit
+// buffer with interrupts off (__send_to_port busy-waits for it to come
+// back), so a vCPU that wrote to the console spins until the device has
+// served it; served inline, the buffer is back when the vCPU resumes.
+// Woken by an ioeventfd instead, the device's goroutine needs a host CPU
+// the spinning vCPU does not hold: with one host CPU per busy vCPU, that
+// is the next scheduler tick for every console write.
+func (d *Device) ServesInline(q int) bool { return q == TransmitQueue }
+
+// kick wakes the goroutine of queue q. It never blocks.
+func (d *Device) kick(q int) {
 	if q < 0 || q >= len(d.kicks) {
 		return
 	}
@@ -185,6 +215,8 @@ func (d *Device) serve(ctx context.Context, qi int) {
 // its own goroutine to come back, which gives Reset a chance to stop it.
 // It ends with an interrupt if the driver wants one.
 func (d *Device) drain(ctx context.Context, qi int) {
+	d.drainMu[qi].Lock()
+	defer d.drainMu[qi].Unlock()
 	q := d.queues[qi]
 	if d.broken[qi] {
 		return
@@ -214,7 +246,7 @@ func (d *Device) drain(ctx context.Context, qi int) {
 			return
 		}
 	}
-	d.Notify(qi)
+	d.kick(qi)
 }
 
 // pop takes the next chain from queue qi. A malformed chain is logged and

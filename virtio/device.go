@@ -90,7 +90,8 @@ func Logf(irq Interrupt, format string, args ...any) {
 // Linux's virtio_console spins, interrupts off, until each transmit
 // buffer comes back (__send_to_port). Served by a goroutine, the buffer
 // comes back only once the host has run that goroutine on a CPU the
-// spinning vCPU does not hold.
+// spinning vCPU does not hold. A VMM without vCPU threads (a vhost-user
+// back end) calls Notify as it calls it for any other queue.
 type InlineServer interface {
 	// ServesInline reports whether Notify serves queue q before it
 	// returns.
@@ -129,9 +130,10 @@ type Device interface {
 	// Notify tells the device the driver made buffers available on
 	// queue index q. It is called only between a successful Activate
 	// and Reset, for a queue that was enabled, possibly from several
-	// vCPU threads at once, and must not block, except to serve a
-	// queue that the device serves inline (InlineServer): a device that
-	// serves its queues from a goroutine wakes it here.
+	// vCPU threads at once, and must not block: a device that serves
+	// its queues from a goroutine wakes it here. A device may instead
+	// serve a queue it declares inline (InlineServer) before returning,
+	// for a bounded time; Reset must stop such a pass and wait for it.
 	// A Notify racing with Reset may arrive just after Reset returned
 	// and must then be ignored.
 	Notify(q int)

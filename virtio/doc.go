@@ -27,17 +27,18 @@
 // ioeventfd wake-up instead of an exit; either way the transport calls
 // Device.Notify(q), directly (Write) or through MMIO.Notify.
 //
-// 2. Chain. The device's goroutine calls Queue.Pop until it returns nil.
-// Pop checks the avail idx (a driver that moved it more than the queue
-// size is corrupt: ErrAvailIdx), takes the head and walks the chain:
-// every descriptor is copied out of guest memory once, indirect tables
-// are followed (one level, only if negotiated), a chain of more buffers
-// than the queue size is refused (so loops end, and a chain costs the host
-// a bounded amount), zero-length buffers are skipped, and every other
-// buffer is checked against guest memory. The result is a Chain: device-readable Buffers, then
-// device-writable ones. Chain.Read gathers the request bytes,
-// Chain.Write scatters the response. A malformed chain comes back with
-// an error but with its Head, so the device can still return it.
+// 2. Chain. The device (its goroutine, or Notify for a queue it serves
+// inline) calls Queue.Pop until it returns nil. Pop checks the avail idx (a
+// driver that moved it more than the queue size is corrupt: ErrAvailIdx),
+// takes the head and walks the chain: every descriptor is copied out of
+// guest memory once, indirect tables are followed (one level, only if
+// negotiated), a chain of more buffers than the queue size is refused (so
+// loops end, and a chain costs the host a bounded amount), zero-length
+// buffers are skipped, and every other buffer is checked against guest
+// memory. The result is a Chain: device-readable Buffers, then
+// device-writable ones. Chain.Read gathers the request bytes, Chain.Write
+// scatters the response. A malformed chain comes back with an error but
+// with its Head, so the device can still return it.
 //
 // 3. Used ring. Queue.Push(head, written) writes the used element, then
 // the used idx. A malformed chain is pushed with written = 0: the driver

@@ -99,7 +99,9 @@ func DeviceTree(c Config) ([]byte, error) {
 }
 
 // attachVirtio puts each virtio device on the MMIO bus with an irqfd for
-// its interrupt and an ioeventfd per queue for its notifications, falling
+// its interrupt and an ioeventfd per queue for its notifications (but for
+// the queues a virtio.InlineServer serves inline, whose notifications
+// exit to the vCPU loop), falling
 // back to plain MMIO exits and KVM_IRQ_LINE where KVM lacks them. Each
 // transport logs through Config.Log, naming its device; a fallback is
 // always logged, the normal wiring only with Config.Verbose.
@@ -152,6 +154,9 @@ func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 		}
 		if fallback != nil {
 			notifyPath = "MMIO exits through the vCPU loop for " + strings.Join(fallback, "; ")
+			if inline != nil {
+				notifyPath += "; queue " + strings.Join(inline, ", ") + " served inline at its MMIO exit"
+			}
 		}
 		if vm.verbose || fallback != nil || !irqfd {
 			vm.logf("%s: IO-APIC pin %d; notifications: %s; interrupts: %s", name, gsi, notifyPath, irqPath)

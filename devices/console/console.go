@@ -34,7 +34,7 @@ var queueNames = [2]string{ReceiveQueue: "receiveq", TransmitQueue: "transmitq"}
 // and virtio.InlineServer: Notify serves the transmitq before it returns.
 //
 // Goroutines while active: one serves the receiveq, one the transmitq
-// (when a pass of Notify leaves more, and for its first look).
+// (only what a pass of Notify leaves).
 type Device struct {
 	out io.Writer
 
@@ -49,7 +49,7 @@ type Device struct {
 	drainMu  [2]sync.Mutex // one drain of a queue at a time
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // the goroutines and Notify's inline passes
 	activeMu sync.Mutex
 
 	// Used only by whoever serves the transmitq.
@@ -58,10 +58,10 @@ type Device struct {
 }
 
 // New returns a console whose guest output (transmitq bytes, in order) is
-// written to out, from the device's goroutine. A slow out slows the
-// guest's writes (that is the flow control); an error from out is logged
-// once, on the first of a run of failed writes, and the bytes are
-// dropped. A nil out discards the output.
+// written to out, mostly on the vCPU thread that notified. A slow out
+// holds that vCPU in the VMM (that is the flow control); an error from
+// out is logged once, on the first of a run of failed writes, and the
+// bytes are dropped. A nil out discards the output.
 func New(out io.Writer) *Device {
 	if out == nil {
 		out = io.Discard
@@ -146,10 +146,15 @@ func (d *Device) Notify(q int) {
 		return
 	}
 	d.activeMu.Lock()
-	defer d.activeMu.Unlock()
-	if d.cancel != nil && d.queues[q] != nil {
-		d.drain(d.ctx, q)
+	if d.cancel == nil || d.queues[q] == nil {
+		d.activeMu.Unlock()
+		return
 	}
+	ctx := d.ctx
+	d.wg.Add(1) // under activeMu: stop cancels ctx and waits for this pass too
+	d.activeMu.Unlock()
+	defer d.wg.Done()
+	d.drain(ctx, q)
 }
 
 // ServesInline reports whether Notify serves queue q before it returns:
@@ -173,9 +178,9 @@ func (d *Device) kick(q int) {
 	}
 }
 
-// Reset stops the goroutines; the device touches guest memory no more.
-// Pending host bytes stay, for the next driver. Reset waits for a write
-// to out in progress.
+// Reset stops the goroutines and any inline pass of Notify; the device
+// touches guest memory no more. Pending host bytes stay, for the next
+// driver. Reset waits for a write to out in progress.
 func (d *Device) Reset() {
 	d.activeMu.Lock()
 	defer d.activeMu.Unlock()

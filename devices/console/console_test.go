@@ -5,8 +5,11 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -472,11 +475,39 @@ func TestQueueNotEnabled(t *testing.T) {
 	})
 }
 
-// TestTransmitInline: Notify serves the transmitq before it returns, as
-// Linux's virtio_console needs (it spins, interrupts off, until its
-// buffer comes back), and says so through ServesInline; the receiveq is
-// left to the goroutine. A pass that finds more than a queue size of
-// chains (the driver keeps adding) leaves the rest to the goroutine.
+// goid is the calling goroutine's id, from its stack header
+// ("goroutine N [running]:").
+func goid() uint64 {
+	b := make([]byte, 64)
+	b = b[:runtime.Stack(b, false)]
+	n, _ := strconv.ParseUint(strings.Fields(string(b))[1], 10, 64)
+	return n
+}
+
+// callerOnly is a writer that holds every write made from a goroutine
+// other than caller until release is closed: only what Notify serves
+// inline, on the caller's goroutine, gets through at once.
+type callerOnly struct {
+	caller  uint64
+	release chan struct{}
+	mu      sync.Mutex
+	b       []byte
+}
+
+func (w *callerOnly) Write(p []byte) (int, error) {
+	if goid() != w.caller {
+		<-w.release
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// TestTransmitInline: Notify serves the transmitq before it returns, on
+// the caller's goroutine, as Linux's virtio_console needs (it spins,
+// interrupts off, until its buffer comes back), and says so through
+// ServesInline; the receiveq is left to the goroutine.
 func TestTransmitInline(t *testing.T) {
 	d := New(nil)
 	if !d.ServesInline(TransmitQueue) || d.ServesInline(ReceiveQueue) {
@@ -484,7 +515,9 @@ func TestTransmitInline(t *testing.T) {
 	}
 	for _, n := range []int{1, 3, 16} {
 		t.Run(fmt.Sprintf("%d chains", n), func(t *testing.T) {
-			r := newRig(t, rigConfig{})
+			w := &callerOnly{caller: goid(), release: make(chan struct{})}
+			r := newRig(t, rigConfig{out: w})
+			t.Cleanup(func() { close(w.release) }) // before the rig's Reset
 			var want []byte
 			for i := range n {
 				line := fmt.Appendf(nil, "line %d\n", i)
@@ -496,9 +529,55 @@ func TestTransmitInline(t *testing.T) {
 			if u := r.used(r.tx); len(u) != n {
 				t.Errorf("%d of %d chains used when Notify returned", len(u), n)
 			}
-			if got := r.out.bytes(); !bytes.Equal(got, want) {
+			w.mu.Lock()
+			got := bytes.Clone(w.b)
+			w.mu.Unlock()
+			if !bytes.Equal(got, want) {
 				t.Errorf("out %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// gateWriter counts writes; the first one signals started and then waits
+// for gate.
+type gateWriter struct {
+	started chan struct{}
+	gate    <-chan struct{}
+	writes  atomic.Int32
+}
+
+func (w *gateWriter) Write(p []byte) (int, error) {
+	if w.writes.Add(1) == 1 {
+		close(w.started)
+		<-w.gate
+	}
+	return len(p), nil
+}
+
+// TestResetStopsInlinePass: Reset during Notify's inline pass over many
+// chains waits for the write in progress, not for the whole pass, and
+// Notify then returns.
+func TestResetStopsInlinePass(t *testing.T) {
+	const chains = 16
+	w := &gateWriter{started: make(chan struct{})}
+	r := newRig(t, rigConfig{out: w})
+	w.gate = r.dev.ctx.Done() // the first write lasts until Reset began
+	for i := range chains {
+		r.add(r.tx, chainSpec{readable: [][]byte{{byte(i)}}})
+	}
+	done := make(chan struct{})
+	go func() { r.dev.Notify(TransmitQueue); close(done) }()
+	<-w.started
+	reset := make(chan struct{})
+	go func() { r.dev.Reset(); close(reset) }()
+	select {
+	case <-reset:
+	case <-time.After(time.Minute):
+		t.Fatal("Reset did not return while Notify's pass waited for it")
+	}
+	<-done
+	if n := w.writes.Load(); n != 1 {
+		t.Errorf("%d writes of the %d chains; want Reset to stop the pass after the one in progress", n, chains)
 	}
 }

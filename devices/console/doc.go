@@ -15,10 +15,12 @@
 //     driver declared (Pop bounds a chain to 2^32 bytes and the queue size
 //     of buffers, so the declared total can be far larger than the
 //     device's buffer), and written to the host's io.Writer in ring
-//     order, from the device's goroutine. The chain is returned with used
-//     length 0 once all its bytes went to the writer: a slow writer slows
-//     the guest's writes, which is the console's flow control (Linux's
-//     hvc path spins until its buffer comes back). A writer error is
+//     order, on the notifying vCPU's thread (Notify serves the transmitq
+//     inline), or from the transmitq's goroutine for what a pass
+//     leaves. The chain is returned with used length 0 once all its
+//     bytes went to the writer: a slow writer slows the guest's writes,
+//     which is the console's flow control (Linux's hvc path spins until
+//     its buffer comes back). A writer error is
 //     logged on the first failure of a run of failures and the bytes are
 //     dropped. Device-writable buffers in a transmitq chain are ignored.
 //   - receiveq carries the host's input. Device.Write appends to a queue of
@@ -32,14 +34,18 @@
 //
 // # Goroutines and reset
 //
-// While active, one goroutine serves each enabled queue; Notify wakes it
-// through a one-slot channel, and Device.Write wakes the receiveq's. A
-// goroutine takes at most a queue size of chains per wake-up and then
-// wakes itself, so a driver that keeps a ring full cannot keep Reset from
-// stopping it; it asks Queue.NeedsInterrupt after each such batch. Reset
-// waits for the goroutines (including an io.Writer call in progress: the
-// transmitq goroutine gives up a chain between pieces once Reset began)
-// and touches no guest memory afterwards. Pending host bytes are the
+// While active, a goroutine serves the receiveq, woken through a one-slot
+// channel by Notify and Device.Write. Notify serves the transmitq itself,
+// before it returns, on the caller's thread (virtio.InlineServer): Linux's
+// driver spins, interrupts off, until its buffer comes back, so the VMM
+// gives this queue no ioeventfd and the buffer is back when the vCPU
+// resumes. A pass, a goroutine's or Notify's, takes at most a queue size
+// of chains and then wakes the queue's goroutine to come back, so a
+// driver that keeps a ring full cannot keep Reset from stopping it; it
+// asks Queue.NeedsInterrupt after each such pass. Reset waits for the
+// goroutines and inline passes (including an io.Writer call in progress:
+// whoever serves the transmitq gives up a chain between pieces once
+// Reset began) and touches no guest memory afterwards. Pending host bytes are the
 // host's, not the driver's: they survive a reset and go to whichever
 // driver comes next.
 //

@@ -25,7 +25,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$GVMM_CACHE/debs"
 LOG=$GVMM_CACHE/l1-build.log
 # lib.sh reports progress on stdout; here stdout is only for the result.
-need_pkgs qemu-system-x86 busybox-static cpio gzip xz-utils >&2
+need_pkgs qemu-system-x86 busybox-static cpio gzip xz-utils gcc libc6-dev >&2
 
 # Candidate version of a package in the apt lists, empty if unknown.
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}'; }
@@ -56,7 +56,7 @@ hver=$(pkg_version "$HPKG") sver=$(pkg_version "$SPKG")
 
 # linux-source's version stands for the gpio-sim sources (hashing the
 # 130 MB tarball would take longer than the rest of a cached run).
-hash=$(inputs_hash "$here/init" "$here/build-l1.sh" "$here"/gpio-sim/* -- "$KPKG" "$kver" \
+hash=$(inputs_hash "$here/init" "$here/build-l1.sh" "$here/kvm-hold.c" "$here"/gpio-sim/* -- "$KPKG" "$kver" \
 	"$MODULES" "$(pkg_version busybox-static)" "$HPKG" "$hver" "$SPKG" "$sver" "$SIM_SRCS")
 out=$GVMM_CACHE/l1-$hash
 cached() { [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; }
@@ -109,6 +109,7 @@ initramfs() {
 		[ -e "$r/$a" ] || ln -s /bin/busybox "$r/$a"
 	done
 	cp "$here/init" "$r/init" && chmod 755 "$r/init" || return
+	gcc -static -O2 -Wall -o "$r/bin/kvm-hold" "$here/kvm-hold.c" || return
 
 	# Resolve $MODULES with their dependencies (the "depends=" field of each
 	# module's .modinfo; the .deb has no modules.dep, depmod runs at install)
@@ -147,7 +148,7 @@ initramfs() {
 step 1/4 "download $KPKG $kver" download >&2
 step 2/4 "extract the kernel" extract >&2
 step 3/4 "build gpio-sim from $SPKG $sver against $HPKG" gpio_sim >&2
-step 4/4 "build the initramfs (busybox, modules, init)" initramfs >&2
+step 4/4 "build the initramfs (busybox, modules, init, kvm-hold)" initramfs >&2
 rm -rf "$out" && mv "$tmp" "$out"
 ln -sfn "l1-$hash" "$GVMM_CACHE/l1"
 echo "==> L1 ready: $out" >&2

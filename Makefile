@@ -68,15 +68,9 @@ guest-bins:
 # One test binary at a time (-p 1): each boots its own L1, and two L1s
 # under TCG on two cores take as long as one after the other, with more
 # load (the nested host wedges more often under load; images/l1/README.md).
-#
-# The SMP tests run in a one-CPU nested host: in a two-CPU one, a 16-vCPU
-# guest's AP triple-faulted in 3 of 19 boots (none in one-CPU hosts;
-# images/l1/README.md). On hardware KVM the split changes nothing.
 guest-test: image l1 guest-bins
 	@echo "==> tests that boot the guest (through $(L1EXEC))"
-	$(GO) test -p 1 -count=1 -timeout 40m -exec $(L1EXEC) -v -skip '^Test(Passthrough|SMP)' $(GUEST_PKGS)
-	@echo "==> SMP guests (in a one-CPU nested test host when there is one)"
-	GVMM_L1_CPUS=1 $(GO) test -count=1 -timeout 20m -exec $(L1EXEC) -v -run '^TestSMP' ./cmd/gvmm
+	$(GO) test -p 1 -count=1 -timeout 40m -exec $(L1EXEC) -v -skip '^TestPassthrough' $(GUEST_PKGS)
 	@echo "==> host GPIO passthrough tests (always in the nested test host: it has gpio-sim)"
 	GVMM_FORCE_L1=1 $(GO) test -p 1 -count=1 -timeout 20m -exec $(L1EXEC) -v -run '^TestPassthrough' $(GUEST_PKGS)
 

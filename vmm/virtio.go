@@ -101,8 +101,8 @@ func DeviceTree(c Config) ([]byte, error) {
 // attachVirtio puts each virtio device on the MMIO bus with an irqfd for
 // its interrupt and an ioeventfd per queue for its notifications (but for
 // the queues a virtio.InlineServer serves inline, whose notifications
-// exit to the vCPU loop), falling
-// back to plain MMIO exits and KVM_IRQ_LINE where KVM lacks them. Each
+// exit to the vCPU loop), falling back to plain MMIO exits and
+// KVM_IRQ_LINE where KVM lacks them. Each
 // transport logs through Config.Log, naming its device; a fallback is
 // always logged, the normal wiring only with Config.Verbose.
 func (vm *VM) attachVirtio(devs []VirtioDevice) error {

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gvmm/gvmm/internal/imagecache"
+	"github.com/gvmm/gvmm/internal/ksyms"
 )
 
 // ImageDir is where the project's guest image is cached (images/
@@ -28,7 +29,7 @@ var buildOnce struct {
 
 // guestImage reads the kernel and initrd c asks for, building the
 // project's image first if it is the default one and is missing.
-func guestImage(logf func(string, ...any), c config) (kernel, initrd []byte, err error) {
+func guestImage(logf func(string, ...any), c config) (kernel, initrd []byte, syms *ksyms.Table, err error) {
 	kpath, ipath := c.kernel, c.initrd
 	if kpath == "" {
 		kpath = filepath.Join(ImageDir(), "bzImage")
@@ -37,19 +38,31 @@ func guestImage(logf func(string, ...any), c config) (kernel, initrd []byte, err
 		}
 		if _, err := os.Stat(kpath); errors.Is(err, os.ErrNotExist) {
 			if err := buildImage(logf); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 	}
 	if kernel, err = os.ReadFile(kpath); err != nil {
-		return nil, nil, fmt.Errorf("kernel: %w", err)
+		return nil, nil, nil, fmt.Errorf("kernel: %w", err)
 	}
 	if ipath != "" {
 		if initrd, err = os.ReadFile(ipath); err != nil {
-			return nil, nil, fmt.Errorf("initrd: %w", err)
+			return nil, nil, nil, fmt.Errorf("initrd: %w", err)
 		}
 	}
-	return kernel, initrd, nil
+	// A System.map next to the kernel (build-image.sh keeps the image's)
+	// names the guest's functions in the vCPU dump of a guest that hangs.
+	if m := filepath.Join(filepath.Dir(kpath), "System.map"); fileExists(m) {
+		if syms, err = ksyms.Load(m); err != nil {
+			logf("gvmmtest: %v; the vCPU dumps will not name functions", err)
+		}
+	}
+	return kernel, initrd, syms, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // buildImage runs images/build-image.sh from the source tree this package

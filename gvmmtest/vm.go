@@ -269,7 +269,7 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 	if err := errors.Join(append(c.errs, spec.CheckConsumers(ctrls, c.leds, c.keys))...); err != nil {
 		return nil, fmt.Errorf("gvmmtest: %w", err)
 	}
-	kernel, initrd, err := guestImage(logf, c)
+	kernel, initrd, syms, err := guestImage(logf, c)
 	if err != nil {
 		return nil, fmt.Errorf("gvmmtest: %w", err)
 	}
@@ -287,6 +287,9 @@ func boot(logf, fail func(string, ...any), opts []Option) (*VM, error) {
 		Kernel: kernel, Initrd: initrd, MemSize: c.mem, CPUs: c.cpus, Console: serial,
 		Cmdline: strings.Join(append([]string{"console=ttyS0", "panic=-1", "quiet"}, c.cmdline...), " "),
 		Log:     v.logger.Log,
+	}
+	if syms != nil {
+		cfg.Symbolize = syms.Name
 	}
 	for _, l := range c.leds {
 		cfg.LEDs = append(cfg.LEDs, l.FDT())

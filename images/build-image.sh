@@ -3,7 +3,7 @@
 # (tinyconfig + images/kernel.config, with images/patches/*.patch applied)
 # and an initramfs with busybox-static, Debian's gpiod tools, images/init
 # and the command agent images/gvmm-agent (built with the host's Go). Outputs are cached under
-#   $GVMM_CACHE/image-<hash of inputs>/{bzImage,initramfs.cpio.gz}
+#   $GVMM_CACHE/image-<hash of inputs>/{bzImage,initramfs.cpio.gz,System.map}
 # and $GVMM_CACHE/image is pointed at the newest one. Prints its directory.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -70,7 +70,7 @@ configure() {
 }
 kernel() {
 	make -C "$src" ARCH=x86_64 -j"$(nproc)" bzImage
-	cp "$src/arch/x86/boot/bzImage" "$src/.config" "$tmp/"
+	cp "$src/arch/x86/boot/bzImage" "$src/.config" "$src/System.map" "$tmp/"
 }
 initramfs() {
 	r=$tmp/root

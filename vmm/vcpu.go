@@ -210,9 +210,49 @@ func kvmRun(fd uintptr) (exited bool, err error) {
 func (v *vcpu) answerDump() {
 	if v.dump.Load() != nil {
 		if ch := v.dump.Swap(nil); ch != nil {
-			*ch <- fmt.Sprintf("vCPU %d: %s", v.id, v.regsString())
+			*ch <- v.dumpString()
 		}
 	}
+}
+
+// dumpStackWords is how many 8-byte words at RSP a dump shows.
+const dumpStackWords = 16
+
+// dumpString describes the vCPU for DumpState, in three lines: where it
+// is (regsString), its general registers and flags (RFLAGS bit 9, IF,
+// says whether the guest takes interrupts), and the words on its stack,
+// which hold the return addresses a guest System.map names. A spinning
+// vCPU's lock is in one of its registers.
+func (v *vcpu) dumpString() string {
+	s := fmt.Sprintf("vCPU %d: %s", v.id, v.regsString())
+	r, err := kvm.GetRegs(v.fd.Fd())
+	if err != nil {
+		return s
+	}
+	s += fmt.Sprintf("\nvCPU %d: RFLAGS %#x RAX %#x RBX %#x RCX %#x RDX %#x RSI %#x RDI %#x RBP %#x R8 %#x R9 %#x R10 %#x R11 %#x R12 %#x R13 %#x R14 %#x R15 %#x",
+		v.id, r.RFLAGS, r.RAX, r.RBX, r.RCX, r.RDX, r.RSI, r.RDI, r.RBP, r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15)
+	return s + fmt.Sprintf("\nvCPU %d: stack at RSP: %s", v.id, v.stackWords(r.RSP, dumpStackWords))
+}
+
+// stackWords reads n words of guest stack from virtual address rsp,
+// translated by KVM through the vCPU's page tables.
+func (v *vcpu) stackWords(rsp uint64, n int) string {
+	words := make([]string, 0, n)
+	var b [8]byte
+	for i := range n {
+		va := rsp + uint64(i)*8
+		t := kvm.Translation{LinearAddress: va}
+		if err := kvm.Translate(v.fd.Fd(), &t); err != nil || t.Valid == 0 {
+			words = append(words, "(unmapped)")
+			break
+		}
+		if err := v.vm.mem.ReadAt(b[:], t.PhysicalAddress); err != nil {
+			words = append(words, "(outside RAM)")
+			break
+		}
+		words = append(words, v.named(binary.LittleEndian.Uint64(b[:])))
+	}
+	return strings.Join(words, " ")
 }
 
 // regsString describes where the vCPU is, for error messages.
@@ -223,9 +263,20 @@ func (v *vcpu) regsString() string {
 	}
 	s, err := kvm.GetSregs(v.fd.Fd())
 	if err != nil {
-		return fmt.Sprintf("RIP %#x", r.RIP)
+		return "RIP " + v.named(r.RIP)
 	}
-	return fmt.Sprintf("RIP %#x RSP %#x CR0 %#x CR2 %#x CR3 %#x CR4 %#x EFER %#x", r.RIP, r.RSP, s.CR0, s.CR2, s.CR3, s.CR4, s.EFER)
+	return fmt.Sprintf("RIP %s RSP %#x CR0 %#x CR2 %#x CR3 %#x CR4 %#x EFER %#x", v.named(r.RIP), r.RSP, s.CR0, s.CR2, s.CR3, s.CR4, s.EFER)
+}
+
+// named formats a guest address, with its symbol if Config.Symbolize
+// names it: "0xffffffff811bc892 (queued_spin_lock_slowpath+0x29)".
+func (v *vcpu) named(addr uint64) string {
+	if v.vm.symbolize != nil {
+		if n := v.vm.symbolize(addr); n != "" {
+			return fmt.Sprintf("%#x (%s)", addr, n)
+		}
+	}
+	return fmt.Sprintf("%#x", addr)
 }
 
 // kick makes a vCPU thread in KVM_RUN return to its loop.

@@ -58,6 +58,11 @@ type Config struct {
 	Log func(line string)
 	// Verbose also logs the wiring that went as planned.
 	Verbose bool
+	// Symbolize, if set, names a guest kernel address ("func+0x1a"), or
+	// returns "" for one it cannot name; DumpState and the triple-fault
+	// error use it for RIP and the words on the stack. cmd/gvmm builds it
+	// from the kernel's System.map (internal/ksyms).
+	Symbolize func(addr uint64) string
 }
 
 // ExitReason says how the guest ended.
@@ -95,6 +100,7 @@ type VM struct {
 	// tripleReboot: the command line asks Linux to reboot by triple
 	// fault (reboot=t), so one is the guest's reset, not a crash.
 	tripleReboot bool
+	symbolize    func(uint64) string
 
 	stopOnce sync.Once
 	done     chan struct{}
@@ -190,6 +196,7 @@ func New(c Config) (_ *VM, err error) {
 
 	vm.log, vm.verbose = c.Log, c.Verbose
 	vm.tripleReboot = rebootsByTripleFault(c.Cmdline)
+	vm.symbolize = c.Symbolize
 	if err := vm.attachVirtio(c.Virtio); err != nil {
 		return nil, err
 	}
@@ -308,8 +315,10 @@ func (vm *VM) Run() (Exit, error) {
 	return e, nil
 }
 
-// DumpState returns a line per vCPU saying where it is (registers), for
-// diagnosing a guest that hangs. It interrupts each running vCPU briefly.
+// DumpState returns three lines per vCPU saying where it is, for
+// diagnosing a guest that hangs: RIP, RSP and the control registers; the
+// general registers and RFLAGS; the 16 words at RSP. It interrupts each
+// running vCPU briefly.
 func (vm *VM) DumpState() []string {
 	var out []string
 	for _, v := range vm.vcpus {
@@ -318,7 +327,7 @@ func (vm *VM) DumpState() []string {
 		v.kick()
 		select {
 		case s := <-ch:
-			out = append(out, s)
+			out = append(out, strings.Split(s, "\n")...)
 		case <-time.After(2 * time.Second):
 			out = append(out, fmt.Sprintf("vCPU %d: did not answer", v.id))
 		}

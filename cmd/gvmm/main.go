@@ -22,6 +22,7 @@ import (
 	"github.com/gvmm/gvmm/devices/gpio/control"
 	"github.com/gvmm/gvmm/fdt"
 	"github.com/gvmm/gvmm/internal/imagecache"
+	"github.com/gvmm/gvmm/internal/ksyms"
 	"github.com/gvmm/gvmm/internal/ratelog"
 	"github.com/gvmm/gvmm/internal/spec"
 	"github.com/gvmm/gvmm/internal/term"
@@ -98,6 +99,7 @@ const defaultCmdline = "console=ttyS0 panic=-1"
 type runFlags struct {
 	kernel, initrd, cmdline, cmd string
 	control, name, logFile       string
+	systemMap                    string
 	verbose                      bool
 	mem                          uint64
 	cpus                         int
@@ -118,6 +120,8 @@ func newRunFlags(name string) (*runFlags, *flag.FlagSet) {
 	img := imagecache.Dir()
 	fs.StringVar(&f.kernel, "kernel", filepath.Join(img, "bzImage"), "guest kernel `bzImage` (x86_64, boot protocol 2.09 or later)")
 	fs.StringVar(&f.initrd, "initrd", filepath.Join(img, "initramfs.cpio.gz"), "initramfs `file` to load; empty for none")
+	fs.StringVar(&f.systemMap, "system-map", "", "the kernel's System.map `file`, to name the guest functions in the register\n"+
+		"dumps (SIGUSR1, a triple fault); default: System.map next to --kernel, if there")
 	fs.StringVar(&f.cmdline, "append", defaultCmdline, "the whole kernel command `line`")
 	fs.StringVar(&f.cmd, "cmd", "", "shell `script` for the image's init to run instead of a shell; gvmm then\nexits with its status (the default image only: passed as gvmm.run=)")
 	fs.Func("mem", "guest RAM `size`: a number of MiB, or with a suffix K, M, G (default 256M)", func(s string) error {
@@ -369,6 +373,14 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	syms, err := loadSystemMap(f.systemMap, f.kernel)
+	switch {
+	case err != nil && f.systemMap != "":
+		fmt.Fprintf(stderr, "gvmm: --system-map: %v\n", err)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "gvmm: warning: %v; register dumps will not name functions (--system-map FILE gives the right one)\n", err)
+	}
 	// Diagnostics go to --log FILE or to stderr, one line each, at a
 	// bounded rate; with "\r\n" while stderr is the raw terminal.
 	logTo, closeLog, err := openLog(f.logFile, stderr)
@@ -383,6 +395,9 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg := f.config()
 	cfg.Kernel, cfg.Initrd, cfg.Console = kernel, initrd, stdout
 	cfg.Log, cfg.Verbose = logger.Log, f.verbose
+	if syms != nil {
+		cfg.Symbolize = syms.Name
+	}
 	// Host lines are requested here, before the guest starts, and released
 	// by the deferred closes on every way out of runCmd (the kernel would
 	// release them anyway when gvmm exits, however it does).
@@ -563,4 +578,18 @@ func openLog(path string, stderr io.Writer) (w io.Writer, closeLog func(), err e
 		return nil, nil, err
 	}
 	return lf, func() { lf.Close() }, nil
+}
+
+// loadSystemMap reads the symbols that name guest addresses in register
+// dumps: from path, or with none given from the System.map next to the
+// kernel, where build-image.sh leaves the project's (nil if none is
+// there).
+func loadSystemMap(path, kernel string) (*ksyms.Table, error) {
+	if path == "" {
+		path = filepath.Join(filepath.Dir(kernel), "System.map")
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil
+		}
+	}
+	return ksyms.Load(path)
 }

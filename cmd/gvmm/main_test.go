@@ -272,6 +272,8 @@ func TestBadInput(t *testing.T) {
 		{"long name", []string{"run", "--name", strings.Repeat("v", 27)}, 2, "want 1 to 26 characters"},
 		{"name with a space", []string{"run", "--name", "my vm"}, 2, `name "my vm": ' ' is not a letter`},
 		{"missing kernel", []string{"run", "--kernel", "/nonexistent/bzImage"}, 1, "kernel /nonexistent/bzImage does not exist"},
+		{"missing system map", []string{"run", "--kernel", "/proc/self/exe", "--initrd", "", "--system-map", "/nonexistent/System.map"}, 1, "--system-map: open /nonexistent/System.map: no such file or directory"},
+		{"not a system map", []string{"run", "--kernel", "/proc/self/exe", "--initrd", "", "--system-map", "/proc/self/exe"}, 1, "--system-map: /proc/self/exe: "},
 		{"missing initrd", []string{"run", "--kernel", "/proc/self/exe", "--initrd", "/nonexistent.cpio"}, 1, "initrd /nonexistent.cpio does not exist"},
 	}
 	for _, tt := range tests {

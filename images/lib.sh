@@ -65,3 +65,25 @@ inputs_hash() {
 		echo "$@"
 	} | sha256sum | cut -c1-16
 }
+
+# reuse_or_lock KIND HASH RESULT FILE...: if $GVMM_CACHE/KIND-HASH has
+# every FILE, point $GVMM_CACHE/KIND at it, print RESULT and exit;
+# otherwise take KIND's build lock (one build at a time: go test may start
+# several l1-exec at once), look again once a build in progress is done,
+# and return, holding the lock, to build.
+reuse_or_lock() {
+	local kind=$1 hash=$2 result=$3
+	shift 3
+	if ! cache_has "$kind-$hash" "$@"; then
+		exec 9>"$GVMM_CACHE/$kind.lock" && flock 9
+		cache_has "$kind-$hash" "$@" || return 0
+	fi
+	ln -sfn "$kind-$hash" "$GVMM_CACHE/$kind"
+	echo "$result"
+	exit 0
+}
+cache_has() {
+	local dir=$GVMM_CACHE/$1 f
+	shift
+	for f in "$@"; do [ -e "$dir/$f" ] || return 1; done
+}

@@ -59,14 +59,7 @@ hver=$(pkg_version "$HPKG") sver=$(pkg_version "$SPKG")
 hash=$(inputs_hash "$here/init" "$here/build-l1.sh" "$here/kvm-hold.c" "$here"/gpio-sim/* -- "$KPKG" "$kver" \
 	"$MODULES" "$(pkg_version busybox-static)" "$HPKG" "$hver" "$SPKG" "$sver" "$SIM_SRCS")
 out=$GVMM_CACHE/l1-$hash
-cached() { [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; }
-# One build at a time: go test may start several l1-exec at once.
-cached || { exec 9>"$GVMM_CACHE/l1.lock" && flock 9; }
-if cached; then
-	ln -sfn "l1-$hash" "$GVMM_CACHE/l1"
-	echo "$out"
-	exit 0
-fi
+reuse_or_lock l1 "$hash" "$out" vmlinuz initramfs.cpio.gz
 : >"$LOG"
 echo "==> building the L1 ($KPKG $kver; log: $LOG)" >&2
 tmp=$GVMM_CACHE/tmp-l1-$hash

@@ -22,13 +22,7 @@ ver=$(pkg_version qemu-system-x86 | sed 's/+b[0-9]*$//')
 patches=("$here"/qemu-patches/*.patch)
 hash=$(inputs_hash "${patches[@]}" "$here/build-qemu.sh" -- "$ver" "$(pkg_version libglib2.0-dev)")
 out=$GVMM_CACHE/qemu-$hash
-cached() { [ -x "$out/qemu-system-x86_64" ]; }
-cached || { exec 9>"$GVMM_CACHE/qemu.lock" && flock 9; }
-if cached; then
-	ln -sfn "qemu-$hash" "$GVMM_CACHE/qemu"
-	echo "$out/qemu-system-x86_64"
-	exit 0
-fi
+reuse_or_lock qemu "$hash" "$out/qemu-system-x86_64" qemu-system-x86_64
 : >"$LOG"
 echo "==> building QEMU $ver for the nested test host, with images/l1/qemu-patches (log: $LOG)" >&2
 tmp=$GVMM_CACHE/tmp-qemu-$hash

@@ -23,6 +23,11 @@ patches=("$here"/qemu-patches/*.patch)
 hash=$(inputs_hash "${patches[@]}" "$here/build-qemu.sh" -- "$ver" "$(pkg_version libglib2.0-dev)")
 out=$GVMM_CACHE/qemu-$hash
 reuse_or_lock qemu "$hash" "$out/qemu-system-x86_64" qemu-system-x86_64
+# A failed build is not tried again by every l1-exec (each would spend
+# minutes on it): l1-exec then runs the L1 under Debian's QEMU.
+failed=$out.failed
+[ ! -e "$failed" ] || die "an earlier build of this QEMU failed (log: $LOG); delete $failed to try again"
+trap '[ $? != 1 ] || touch "$failed"' EXIT
 : >"$LOG"
 echo "==> building QEMU $ver for the nested test host, with images/l1/qemu-patches (log: $LOG)" >&2
 tmp=$GVMM_CACHE/tmp-qemu-$hash

@@ -52,17 +52,10 @@ func guestImage(logf func(string, ...any), c config) (kernel, initrd []byte, sym
 	}
 	// A System.map next to the kernel (build-image.sh keeps the image's)
 	// names the guest's functions in the vCPU dump of a guest that hangs.
-	if m := filepath.Join(filepath.Dir(kpath), "System.map"); fileExists(m) {
-		if syms, err = ksyms.Load(m); err != nil {
-			logf("gvmmtest: %v; the vCPU dumps will not name functions", err)
-		}
+	if syms, err = ksyms.LoadBeside(kpath); err != nil {
+		logf("gvmmtest: %v; the vCPU dumps will not name functions", err)
 	}
 	return kernel, initrd, syms, nil
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // buildImage runs images/build-image.sh from the source tree this package

@@ -102,9 +102,9 @@ func DeviceTree(c Config) ([]byte, error) {
 // its interrupt and an ioeventfd per queue for its notifications (but for
 // the queues a virtio.InlineServer serves inline, whose notifications
 // exit to the vCPU loop), falling back to plain MMIO exits and
-// KVM_IRQ_LINE where KVM lacks them. Each
-// transport logs through Config.Log, naming its device; a fallback is
-// always logged, the normal wiring only with Config.Verbose.
+// KVM_IRQ_LINE where KVM lacks them. Each transport logs through
+// Config.Log, naming its device; a fallback is always logged, the normal
+// wiring only with Config.Verbose.
 func (vm *VM) attachVirtio(devs []VirtioDevice) error {
 	if len(devs) > MaxVirtio {
 		return fmt.Errorf("%d virtio devices: at most %d", len(devs), MaxVirtio)

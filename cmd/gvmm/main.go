@@ -373,7 +373,12 @@ func runCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	syms, err := loadSystemMap(f.systemMap, f.kernel)
+	var syms *ksyms.Table
+	if f.systemMap != "" {
+		syms, err = ksyms.Load(f.systemMap)
+	} else {
+		syms, err = ksyms.LoadBeside(f.kernel)
+	}
 	switch {
 	case err != nil && f.systemMap != "":
 		fmt.Fprintf(stderr, "gvmm: --system-map: %v\n", err)
@@ -578,18 +583,4 @@ func openLog(path string, stderr io.Writer) (w io.Writer, closeLog func(), err e
 		return nil, nil, err
 	}
 	return lf, func() { lf.Close() }, nil
-}
-
-// loadSystemMap reads the symbols that name guest addresses in register
-// dumps: from path, or with none given from the System.map next to the
-// kernel, where build-image.sh leaves the project's (nil if none is
-// there).
-func loadSystemMap(path, kernel string) (*ksyms.Table, error) {
-	if path == "" {
-		path = filepath.Join(filepath.Dir(kernel), "System.map")
-		if _, err := os.Stat(path); err != nil {
-			return nil, nil
-		}
-	}
-	return ksyms.Load(path)
 }

@@ -2,9 +2,10 @@
 # Builds the QEMU that runs the nested test host: Debian's own qemu 7.2
 # source (apt-get source, the version of the installed qemu-system-x86),
 # with images/l1/qemu-patches/*.patch applied, configured for x86_64
-# system emulation with TCG and 9p only. Debian's binary delivers an
-# interrupt injected into a nested guest twice (see the patch), which
-# deadlocked or crashed guests of the nested test host. Cached under
+# system emulation with TCG, KVM and 9p only. Debian's binary delivers an
+# interrupt injected into a nested guest twice, which deadlocked guests
+# of the nested test host, and loses the L1's timer interrupt while a
+# guest spins, which wedged the L1 (see the patches). Cached under
 #   $GVMM_CACHE/qemu-<hash of inputs>/qemu-system-x86_64
 # with $GVMM_CACHE/qemu pointing at the newest. Prints the binary's path.
 # Firmware comes from Debian's qemu-system-data (l1-exec passes -L).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,4 +104,15 @@ func Load(path string) (*Table, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return t, nil
+}
+
+// LoadBeside parses the System.map in the directory of the kernel at
+// kernelPath, where a kernel build (and the project's image) leaves it. It
+// returns nil and no error if there is none.
+func LoadBeside(kernelPath string) (*Table, error) {
+	path := filepath.Join(filepath.Dir(kernelPath), "System.map")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return Load(path)
 }

@@ -1,6 +1,8 @@
 package ksyms
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -87,4 +89,28 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Name(%#x) = %q", addr, n)
 		}
 	})
+}
+
+func TestLoadBeside(t *testing.T) {
+	dir := t.TempDir()
+	kernel := filepath.Join(dir, "bzImage")
+	if tab, err := LoadBeside(kernel); tab != nil || err != nil {
+		t.Fatalf("no System.map: got %v, %v; want nil, nil", tab, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "System.map"), []byte(sample), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tab, err := LoadBeside(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tab.Name(0xffffffff811bc60b); got != "native_safe_halt+0x13" {
+		t.Errorf("Name = %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "System.map"), []byte("garbage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadBeside(kernel); err == nil || !strings.Contains(err.Error(), "no text symbols") {
+		t.Errorf("a broken map: error %v", err)
+	}
 }
